@@ -1,0 +1,38 @@
+// The default auth plugin: DeviceCredential and Signature modes of mqtt-auth.md, plus
+// anonymous clients on listeners that allow them.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include "credmq/auth/authenticator.hpp"
+#include "credmq/auth/failure_throttle.hpp"
+#include "credmq/auth/revocation_hub.hpp"
+#include "credmq/storage/store.hpp"
+
+namespace credmq::auth {
+
+class DeviceCredentialAuthenticator : public Authenticator {
+ public:
+  // `blocking_executor` runs store lookups and HMACs (a thread pool, not an I/O thread).
+  DeviceCredentialAuthenticator(storage::Store& store, RevocationHub& hub,
+                                boost::asio::any_io_executor blocking_executor,
+                                ThrottleLimits limits = {});
+
+  void authenticate(ConnectRequest request, std::function<void(AuthResult)> done) override;
+  void record_failure(const ConnectRequest& request) override;
+
+  // The synchronous core, for unit tests and for the pool: blocking.
+  AuthResult authenticate_now(const ConnectRequest& request);
+
+  // Password expected for a DeviceCredential/Signature login:
+  // Base64(HMAC-SHA1(key = secret as is, data = client id)).
+  static std::string expected_password(std::string_view secret, std::string_view client_id);
+
+ private:
+  storage::Store& store_;
+  RevocationHub& hub_;
+  boost::asio::any_io_executor blocking_executor_;
+  FailureThrottle throttle_;
+};
+
+}  // namespace credmq::auth

@@ -1,0 +1,59 @@
+// The MQTT broker: listeners, sessions, routing. Embeddable; owns its I/O threads.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "credmq/auth/authenticator.hpp"
+#include "credmq/auth/revocation_hub.hpp"
+
+namespace credmq::broker {
+
+struct BrokerConfig {
+  std::vector<boost::asio::ip::tcp::endpoint> listen;  // port 0 = ephemeral
+  // When set, clients without a username are accepted on this instance.
+  std::optional<std::string> anonymous_instance;
+  std::size_t max_packet_size = 1024 * 1024;
+  unsigned io_threads = 0;  // 0 = hardware concurrency
+  // Close a connection that has not completed CONNECT within this time.
+  std::chrono::milliseconds connect_timeout{10'000};
+  // Peer that does not read: hard-close after this when closing.
+  std::chrono::milliseconds close_timeout{100};
+  std::size_t max_inflight_per_session = 65535;   // outgoing QoS 1/2 not yet acknowledged
+  std::size_t max_queued_per_session = 10'000;    // packets waiting to be written
+};
+
+struct BrokerStats {
+  std::size_t connections = 0;
+  std::size_t sessions = 0;
+  std::uint64_t messages_received = 0;
+  std::uint64_t messages_sent = 0;
+};
+
+class Broker {
+ public:
+  Broker(BrokerConfig config, auth::Authenticator& authenticator, auth::RevocationHub& hub);
+  ~Broker();
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+  // Binds every listener (throws boost::system::system_error on failure) and starts the
+  // I/O threads. Returns once the listeners accept connections.
+  void start();
+  std::vector<boost::asio::ip::tcp::endpoint> bound_endpoints() const;
+  // Stops accepting, sends MQTT 5 clients DISCONNECT 0x8B, closes every connection and
+  // joins the I/O threads. Idempotent.
+  void stop();
+  BrokerStats stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace credmq::broker

@@ -1,0 +1,129 @@
+#include "credmq/common/crypto.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <boost/uuid/random_generator.hpp>
+#include <boost/uuid/uuid_io.hpp>
+#include <cctype>
+#include <memory>
+
+namespace credmq::crypto {
+namespace {
+constexpr std::size_t kNonceSize = 12;
+constexpr std::size_t kTagSize = 16;
+
+const unsigned char* bytes(std::string_view s) {
+  return reinterpret_cast<const unsigned char*>(s.data());
+}
+unsigned char* bytes(std::string& s) { return reinterpret_cast<unsigned char*>(s.data()); }
+
+using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)>;
+CipherCtx new_cipher_ctx() {
+  CipherCtx ctx(EVP_CIPHER_CTX_new(), &EVP_CIPHER_CTX_free);
+  if (!ctx) throw CryptoError("EVP_CIPHER_CTX_new failed");
+  return ctx;
+}
+}  // namespace
+
+std::string random_bytes(std::size_t count) {
+  std::string out(count, '\0');
+  if (count > 0 && RAND_bytes(bytes(out), static_cast<int>(count)) != 1) {
+    throw CryptoError("RAND_bytes failed");
+  }
+  return out;
+}
+
+std::string base64_encode(std::string_view in) {
+  std::string out(4 * ((in.size() + 2) / 3), '\0');
+  int n = EVP_EncodeBlock(bytes(out), bytes(in), static_cast<int>(in.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+std::string base64url_encode(std::string_view in) {
+  std::string out = base64_encode(in);
+  while (!out.empty() && out.back() == '=') out.pop_back();
+  std::replace(out.begin(), out.end(), '+', '-');
+  std::replace(out.begin(), out.end(), '/', '_');
+  return out;
+}
+
+bool base64_decode(std::string_view text, std::string& out) {
+  if (text.size() % 4 != 0) return false;
+  out.assign(3 * (text.size() / 4), '\0');
+  int n = EVP_DecodeBlock(bytes(out), bytes(text), static_cast<int>(text.size()));
+  if (n < 0) return false;
+  // EVP_DecodeBlock counts padding bytes as zeros; trim them.
+  std::size_t padding = 0;
+  if (!text.empty() && text.back() == '=') ++padding;
+  if (text.size() > 1 && text[text.size() - 2] == '=') ++padding;
+  out.resize(static_cast<std::size_t>(n) - padding);
+  return true;
+}
+
+std::string hmac_sha1(std::string_view key, std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (!HMAC(EVP_sha1(), key.data(), static_cast<int>(key.size()), bytes(data), data.size(), md,
+            &len)) {
+    throw CryptoError("HMAC-SHA1 failed");
+  }
+  return std::string(reinterpret_cast<const char*>(md), len);
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  return a.empty() || CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string aes_gcm_seal(std::string_view key, std::string_view plaintext, std::string_view aad) {
+  if (key.size() != kAesKeySize) throw CryptoError("AES-256-GCM key must be 32 bytes");
+  std::string out = random_bytes(kNonceSize);
+  out.resize(kNonceSize + plaintext.size() + kTagSize);
+  auto ctx = new_cipher_ctx();
+  int len = 0;
+  unsigned char* cipher = bytes(out) + kNonceSize;
+  if (EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, bytes(key), bytes(out)) != 1 ||
+      EVP_EncryptUpdate(ctx.get(), nullptr, &len, bytes(aad), static_cast<int>(aad.size())) != 1 ||
+      EVP_EncryptUpdate(ctx.get(), cipher, &len, bytes(plaintext),
+                        static_cast<int>(plaintext.size())) != 1 ||
+      EVP_EncryptFinal_ex(ctx.get(), cipher + len, &len) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagSize,
+                          cipher + plaintext.size()) != 1) {
+    throw CryptoError("AES-256-GCM encryption failed");
+  }
+  return out;
+}
+
+bool aes_gcm_open(std::string_view key, std::string_view sealed, std::string_view aad,
+                  std::string& plaintext) {
+  if (key.size() != kAesKeySize || sealed.size() < kNonceSize + kTagSize) return false;
+  const std::size_t cipher_size = sealed.size() - kNonceSize - kTagSize;
+  std::string tag(sealed.substr(kNonceSize + cipher_size));
+  plaintext.assign(cipher_size, '\0');
+  auto ctx = new_cipher_ctx();
+  int len = 0;
+  const bool ok =
+      EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, bytes(key), bytes(sealed)) == 1 &&
+      EVP_DecryptUpdate(ctx.get(), nullptr, &len, bytes(aad), static_cast<int>(aad.size())) == 1 &&
+      EVP_DecryptUpdate(ctx.get(), bytes(plaintext), &len, bytes(sealed) + kNonceSize,
+                        static_cast<int>(cipher_size)) == 1 &&
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTagSize, bytes(tag)) == 1 &&
+      EVP_DecryptFinal_ex(ctx.get(), bytes(plaintext) + len, &len) == 1;
+  if (!ok) plaintext.clear();
+  return ok;
+}
+
+std::string uuid_v4_upper() {
+  thread_local boost::uuids::random_generator generator;
+  std::string text = boost::uuids::to_string(generator());
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  return text;
+}
+
+}  // namespace credmq::crypto

@@ -1,0 +1,90 @@
+// The SQLite-backed repository of instances, admin access keys and device credentials.
+// Every public method is blocking (disk I/O) and thread-safe: call it from a worker pool,
+// never from an I/O thread. Every write is one transaction, committed before return.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace credmq::storage {
+
+// Any storage failure (SQLite error, full disk, unreadable/wrong master key...).
+struct StorageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct DeviceCredential {
+  std::string instance_id;
+  std::string client_id;
+  std::string access_key_id;      // "DC." + base64url(16 random bytes)
+  std::string access_key_secret;  // "DC." + base64url(32 random bytes), decrypted
+  std::int64_t create_time_ms = 0;  // Unix epoch milliseconds
+  std::int64_t update_time_ms = 0;
+  // Identifies this issuance of the secret: changes on every Register and Refresh and is
+  // never reused. Live sessions are bound to it, so revoking a serial closes exactly the
+  // sessions that authenticated with that secret.
+  std::int64_t serial = 0;
+};
+
+struct AdminKey {
+  std::string access_key_id;
+  std::string access_key_secret;       // decrypted
+  std::vector<std::string> instances;  // instances this key may act on
+};
+
+// Result of an operation that replaces or removes a credential.
+struct CredentialChange {
+  std::optional<DeviceCredential> current;  // the credential after the change (none on delete)
+  std::optional<std::int64_t> revoked_serial;  // the issuance that stopped working, if any
+};
+
+struct ClientIdPage {
+  std::vector<std::string> client_ids;
+  std::int64_t total = 0;  // matching rows overall
+  std::string next_token;  // empty when this is the last page
+};
+
+class Store {
+ public:
+  // Opens (creating if needed) DIR/credmq.db in WAL mode and DIR/master.key (32 random bytes,
+  // mode 0600, created on first start), and applies forward migrations. Refuses (StorageError)
+  // a master key that does not decrypt the existing rows.
+  static std::unique_ptr<Store> open(const std::filesystem::path& data_dir);
+  virtual ~Store() = default;
+
+  virtual void ensure_instance(std::string_view instance_id) = 0;
+  virtual bool instance_exists(std::string_view instance_id) = 0;
+  virtual std::vector<std::string> instances() = 0;
+
+  // Creates a new admin key pair ("AK..." id, random secret) allowed on `instances`.
+  virtual AdminKey create_admin_key(const std::vector<std::string>& instances) = 0;
+  virtual std::optional<AdminKey> find_admin_key(std::string_view access_key_id) = 0;
+
+  // Issues a fresh key id and secret for (instance, client id), replacing any existing one
+  // (whose serial is then reported as revoked). CreateTime is reset on re-issue.
+  virtual CredentialChange register_credential(std::string_view instance_id,
+                                               std::string_view client_id) = 0;
+  // New secret, same key id, UpdateTime bumped, new serial. nullopt if there is none.
+  virtual std::optional<CredentialChange> refresh_credential(std::string_view instance_id,
+                                                             std::string_view client_id) = 0;
+  // Deletes the row. nullopt if there is none; otherwise revoked_serial is set.
+  virtual std::optional<CredentialChange> unregister_credential(std::string_view instance_id,
+                                                                std::string_view client_id) = 0;
+  virtual std::optional<DeviceCredential> get_credential(std::string_view instance_id,
+                                                         std::string_view client_id) = 0;
+  virtual std::optional<DeviceCredential> find_credential_by_key_id(
+      std::string_view access_key_id) = 0;
+  // Client ids of `group_id` (the part before "@@@") in `instance_id`, ordered by client id.
+  // Paging: either `next_token` (opaque, from a previous page) or 1-based `page_no`.
+  virtual ClientIdPage list_client_ids(std::string_view instance_id, std::string_view group_id,
+                                       int page_no, int page_size,
+                                       std::string_view next_token) = 0;
+};
+
+}  // namespace credmq::storage
