@@ -1,1 +1,79 @@
-int main() { return 0; }
+// credmq executable: parse options, run credmq::Server until SIGINT/SIGTERM.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <csignal>
+#include <cstdio>
+#include <exception>
+#include <iostream>
+
+#include "credmq/common/log.hpp"
+#include "credmq/server.hpp"
+#include "options.hpp"
+
+namespace {
+std::string endpoint_text(const boost::asio::ip::tcp::endpoint& endpoint) {
+  const auto address = endpoint.address();
+  return (address.is_v6() ? "[" + address.to_string() + "]" : address.to_string()) + ":" +
+         std::to_string(endpoint.port());
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace credmq;
+  CommandLine command_line;
+  try {
+    command_line = parse_command_line(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "credmq: " << e.what() << "\n(see credmq --help)\n";
+    return 2;
+  }
+  if (command_line.help) {
+    std::cout << command_line.help_text;
+    return 0;
+  }
+  if (command_line.version) {
+    std::cout << "credmq " << CREDMQ_VERSION << "\n";
+    return 0;
+  }
+  log::set_level(command_line.log_level);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  // Registered before the server starts, so an early SIGTERM still stops it cleanly.
+  boost::asio::io_context signals_context;
+  boost::asio::signal_set signals(signals_context, SIGINT, SIGTERM);
+
+  Server server(command_line.server);
+  try {
+    server.start();
+  } catch (const std::exception& e) {
+    log::error("cannot start: ", e.what());
+    return 1;
+  }
+
+  const auto& admin = server.admin_credentials();
+  if (server.admin_credentials_created()) {
+    // Printed once, on the first start; afterwards only the file holds the secret.
+    std::cout << "Admin credentials (also in " << server.admin_credentials_path().string()
+              << ", mode 0600):\n"
+              << "  AccessKeyId:     " << admin.access_key_id << "\n"
+              << "  AccessKeySecret: " << admin.access_key_secret << "\n"
+              << "  InstanceId:      " << admin.instance_id << "\n";
+  } else {
+    std::cout << "Admin credentials: " << server.admin_credentials_path().string()
+              << " (AccessKeyId " << admin.access_key_id << ")\n";
+  }
+  for (const auto& endpoint : server.mqtt_endpoints()) {
+    std::cout << "MQTT listening on " << endpoint_text(endpoint) << "\n";
+  }
+  std::cout << "Admin API listening on http://" << endpoint_text(server.admin_endpoint())
+            << "/\n"
+            << "credmq ready" << std::endl;
+
+  signals.async_wait([&](const boost::system::error_code&, int signal_number) {
+    log::info("signal ", signal_number, ": stopping");
+  });
+  signals_context.run();
+  server.stop();
+  log::info("stopped");
+  return 0;
+}

@@ -1,1 +1,109 @@
-// placeholder: to be implemented
+#include "options.hpp"
+
+#include <boost/program_options.hpp>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace credmq {
+namespace po = boost::program_options;
+
+CommandLine parse_command_line(int argc, const char* const argv[]) {
+  CommandLine result;
+  ServerOptions defaults;
+  auto& options = result.server;
+
+  po::options_description general("Options");
+  general.add_options()
+      ("help,h", "print this help and exit")
+      ("version", "print the version and exit")
+      ("config", po::value<std::string>(), "read options from FILE (INI: name = value); "
+       "command-line flags override it");
+  po::options_description serving("Serving (also valid in the config file)");
+  serving.add_options()
+      ("data-dir", po::value<std::string>()->default_value("./data"),
+       "directory for credmq.db, master.key and admin-credentials.json")
+      ("listen", po::value<std::vector<std::string>>()->composing(),
+       "MQTT listener HOST:PORT, repeatable (default 0.0.0.0:1883)")
+      ("admin-listen", po::value<std::string>()->default_value("127.0.0.1:8080"),
+       "admin HTTP API HOST:PORT")
+      ("allow-anonymous", po::bool_switch(),
+       "let clients without a username in, on the default instance (tests, conformance)")
+      ("log-level", po::value<std::string>()->default_value("info"),
+       "debug, info, warn, error or off")
+      ("instance", po::value<std::vector<std::string>>()->composing(),
+       "declare an extra instance id, repeatable (the default instance always exists)")
+      ("default-instance", po::value<std::string>()->default_value(kDefaultInstanceId),
+       "id of the default instance")
+      ("max-packet-size", po::value<std::size_t>()->default_value(defaults.max_packet_size),
+       "largest MQTT packet accepted, in bytes")
+      ("io-threads", po::value<unsigned>()->default_value(0),
+       "MQTT I/O threads (0 = one per core)")
+      ("admin-rate", po::value<double>()->default_value(defaults.admin_calls_per_second),
+       "admin API calls per second per AccessKeyId before Throttling.User")
+      ("auth-fail-limit-client", po::value<std::size_t>()->default_value(
+           defaults.auth_throttle.max_failures_per_client_id),
+       "failed CONNECTs per client id within 10 s before refusing without a lookup (0 = off)")
+      ("auth-fail-limit-address", po::value<std::size_t>()->default_value(
+           defaults.auth_throttle.max_failures_per_address),
+       "failed CONNECTs per source address within 10 s before refusing without a lookup "
+       "(0 = off; loopback is exempt)");
+
+  po::options_description all;
+  all.add(general).add(serving);
+  std::ostringstream help;
+  help << "Usage: credmq [--config FILE] [--data-dir DIR] [--listen HOST:PORT]... "
+          "[--admin-listen HOST:PORT] [--allow-anonymous] [--log-level LEVEL]\n\n"
+          "credmq: MQTT 3.1.1/5.0 broker with per-device credentials and the ApsaraMQ for "
+          "MQTT device-credential admin API.\n\n"
+       << all;
+  result.help_text = help.str();
+
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, all), vm);
+    if (vm.count("config")) {
+      const std::string path = vm["config"].as<std::string>();
+      std::ifstream file(path);
+      if (!file) throw std::invalid_argument("cannot read config file " + path);
+      // Stored after the command line, so flags win (program_options keeps the first value).
+      po::store(po::parse_config_file(file, serving), vm);
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw std::invalid_argument(e.what());
+  }
+
+  result.help = vm.count("help") > 0;
+  result.version = vm.count("version") > 0;
+  options.data_dir = vm["data-dir"].as<std::string>();
+  if (vm.count("listen")) {
+    options.mqtt_listen.clear();
+    for (const auto& text : vm["listen"].as<std::vector<std::string>>()) {
+      options.mqtt_listen.push_back(parse_endpoint(text));
+    }
+  }
+  options.admin_listen = parse_endpoint(vm["admin-listen"].as<std::string>());
+  options.allow_anonymous = vm["allow-anonymous"].as<bool>();
+  if (vm.count("instance")) options.instances = vm["instance"].as<std::vector<std::string>>();
+  options.default_instance = vm["default-instance"].as<std::string>();
+  if (options.default_instance.empty()) throw std::invalid_argument("empty --default-instance");
+  options.max_packet_size = vm["max-packet-size"].as<std::size_t>();
+  if (options.max_packet_size < 16 || options.max_packet_size > 268'435'460) {
+    throw std::invalid_argument("--max-packet-size must be between 16 and 268435460");
+  }
+  options.io_threads = vm["io-threads"].as<unsigned>();
+  options.admin_calls_per_second = vm["admin-rate"].as<double>();
+  if (!(options.admin_calls_per_second > 0)) {
+    throw std::invalid_argument("--admin-rate must be positive");
+  }
+  options.auth_throttle.max_failures_per_client_id = vm["auth-fail-limit-client"].as<std::size_t>();
+  options.auth_throttle.max_failures_per_address = vm["auth-fail-limit-address"].as<std::size_t>();
+  if (!log::parse_level(vm["log-level"].as<std::string>(), result.log_level)) {
+    throw std::invalid_argument("unknown --log-level '" + vm["log-level"].as<std::string>() +
+                                "' (debug, info, warn, error, off)");
+  }
+  return result;
+}
+
+}  // namespace credmq

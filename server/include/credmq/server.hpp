@@ -1,0 +1,72 @@
+// credmq::Server: the whole product in one embeddable object — credential store, auth plugin,
+// MQTT broker and admin API — for the credmq executable and for test harnesses.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <cstddef>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "credmq/auth/credential_service.hpp"
+#include "credmq/auth/failure_throttle.hpp"
+
+namespace credmq {
+
+inline constexpr const char* kDefaultInstanceId = "credmq-default";
+
+struct ServerOptions {
+  std::filesystem::path data_dir = "data";
+  std::vector<boost::asio::ip::tcp::endpoint> mqtt_listen{
+      {boost::asio::ip::make_address("0.0.0.0"), 1883}};
+  boost::asio::ip::tcp::endpoint admin_listen{boost::asio::ip::make_address("127.0.0.1"), 8080};
+  bool allow_anonymous = false;  // anonymous clients land on default_instance
+  std::string default_instance = kDefaultInstanceId;
+  std::vector<std::string> instances;  // declared in addition to the default one
+  std::size_t max_packet_size = 1024 * 1024;
+  unsigned io_threads = 0;       // 0 = hardware concurrency
+  unsigned storage_threads = 4;  // blocking pool for SQLite and HMACs
+  double admin_calls_per_second = 500;
+  auth::ThrottleLimits auth_throttle{};
+};
+
+// What DIR/admin-credentials.json holds.
+struct AdminCredentials {
+  std::string access_key_id;
+  std::string access_key_secret;
+  std::string instance_id;
+};
+
+class Server {
+ public:
+  explicit Server(ServerOptions options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Opens the store (creating the data dir, master key, default instance and admin key on
+  // first start), binds the listeners and starts serving. Throws on failure.
+  void start();
+  // Stops the listeners (MQTT 5 clients get DISCONNECT 0x8B) and the workers. Idempotent.
+  void stop();
+
+  std::vector<boost::asio::ip::tcp::endpoint> mqtt_endpoints() const;
+  boost::asio::ip::tcp::endpoint admin_endpoint() const;
+  const AdminCredentials& admin_credentials() const;
+  // True when this start created the admin key pair (first start on an empty data dir).
+  bool admin_credentials_created() const;
+  std::filesystem::path admin_credentials_path() const;
+  auth::CredentialService& credentials();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// "HOST:PORT", "[V6]:PORT"; throws std::invalid_argument with a clear message.
+boost::asio::ip::tcp::endpoint parse_endpoint(const std::string& text);
+
+}  // namespace credmq
