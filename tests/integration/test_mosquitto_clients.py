@@ -1,0 +1,75 @@
+"""Debian's mosquitto_sub / mosquitto_pub log in with credentials registered through the
+admin API and exchange messages at QoS 0, 1 and 2 over MQTT 3.1.1 and 5.0."""
+import select
+import subprocess
+import time
+
+import pytest
+
+from credmq_harness import device_login
+
+
+def start_subscriber(broker, cred, topic, qos, version):
+    username, password = device_login(cred)
+    return subprocess.Popen(
+        ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.mqtt_port), "-V", version,
+         "-i", cred["ClientId"], "-u", username, "-P", password, "-t", topic, "-q", str(qos),
+         "-C", "1", "-d"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def read_until(proc, needle, deadline=10.0):
+    """Reads the process's output lines until one contains `needle`; returns all lines."""
+    lines, end = [], time.monotonic() + deadline
+    while True:
+        remaining = end - time.monotonic()
+        assert remaining > 0, f"timed out waiting for {needle!r}: {lines}"
+        ready, _, _ = select.select([proc.stdout], [], [], remaining)
+        if ready:
+            line = proc.stdout.readline()
+            assert line, f"process ended before {needle!r}: {lines}"
+            lines.append(line.rstrip("\n"))
+            if needle in line:
+                return lines
+
+
+@pytest.mark.parametrize("version", ["mqttv311", "mqttv5"])
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_pub_sub_with_device_credentials(broker, version, qos):
+    sub_cred = broker.admin.register(f"GID_mosq@@@sub-{version}-{qos}", broker.instance_id)
+    pub_cred = broker.admin.register(f"GID_mosq@@@pub-{version}-{qos}", broker.instance_id)
+    topic = f"devices/{version}/qos{qos}"
+    sub = start_subscriber(broker, sub_cred, topic, qos, version)
+    try:
+        read_until(sub, "received SUBACK")
+        username, password = device_login(pub_cred)
+        pub = subprocess.run(
+            ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.mqtt_port), "-V", version,
+             "-i", pub_cred["ClientId"], "-u", username, "-P", password, "-t", topic,
+             "-q", str(qos), "-m", f"hello qos{qos}", "-d"],
+            capture_output=True, text=True, timeout=10)
+        assert pub.returncode == 0, pub.stdout + pub.stderr
+        if qos == 1:
+            assert "received PUBACK" in pub.stdout
+        if qos == 2:
+            assert "received PUBREC" in pub.stdout and "received PUBCOMP" in pub.stdout
+        lines = read_until(sub, f"hello qos{qos}")
+        assert lines[-1] == f"hello qos{qos}"
+        assert sub.wait(10) == 0
+    finally:
+        if sub.poll() is None:
+            sub.kill()
+        sub.stdout.close()
+
+
+@pytest.mark.parametrize("version", ["mqttv311", "mqttv5"])
+def test_wrong_password_is_refused(broker, version):
+    cred = broker.admin.register(f"GID_mosq@@@refused-{version}", broker.instance_id)
+    username, _ = device_login(cred)
+    result = subprocess.run(
+        ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.mqtt_port), "-V", version,
+         "-i", cred["ClientId"], "-u", username, "-P", "TdyH2E2stRxzQGZgijzPcfDrEmk=",
+         "-t", "t", "-m", "x"], capture_output=True, text=True, timeout=10)
+    assert result.returncode != 0
+    # 3.1.1: "Connection Refused: bad user name or password." 5.0: "Bad user name or password"
+    assert "bad user name or password" in (result.stdout + result.stderr).lower()
