@@ -1,1 +1,173 @@
-// placeholder: to be implemented
+#include "credmq/auth/device_credential_authenticator.hpp"
+
+#include <algorithm>
+#include <array>
+#include <boost/asio/post.hpp>
+#include <exception>
+
+#include "credmq/common/crypto.hpp"
+#include "credmq/common/log.hpp"
+
+namespace credmq::auth {
+namespace {
+
+constexpr std::string_view kDeviceCredentialMode = "DeviceCredential";
+constexpr std::string_view kSignatureMode = "Signature";
+constexpr std::string_view kAnonymousMode = "Anonymous";
+
+struct Username {
+  std::string_view mode;
+  std::string_view key_id;
+  std::string_view instance_id;
+};
+
+// "<Mode>|<KeyId>|<InstanceId>": exactly three non-empty fields.
+std::optional<Username> parse_username(std::string_view text) {
+  std::array<std::string_view, 3> fields;
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    const std::size_t bar = text.find('|', start);
+    const bool last = i + 1 == fields.size();
+    if (last != (bar == std::string_view::npos)) return std::nullopt;
+    fields[i] = text.substr(start, last ? std::string_view::npos : bar - start);
+    if (fields[i].empty()) return std::nullopt;
+    start = bar + 1;
+  }
+  return Username{fields[0], fields[1], fields[2]};
+}
+
+const char* refusal_name(Refusal refusal) {
+  switch (refusal) {
+    case Refusal::bad_credentials:
+      return "bad credentials";
+    case Refusal::not_authorized:
+      return "not authorized";
+    case Refusal::server_unavailable:
+      return "server unavailable";
+  }
+  return "?";
+}
+
+}  // namespace
+
+DeviceCredentialAuthenticator::DeviceCredentialAuthenticator(
+    storage::Store& store, RevocationHub& hub, boost::asio::any_io_executor blocking_executor,
+    ThrottleLimits limits)
+    : store_(store),
+      hub_(hub),
+      blocking_executor_(std::move(blocking_executor)),
+      throttle_(limits) {}
+
+std::string DeviceCredentialAuthenticator::expected_password(std::string_view secret,
+                                                             std::string_view client_id) {
+  return crypto::hmac_sha1_base64(secret, client_id);
+}
+
+void DeviceCredentialAuthenticator::authenticate(ConnectRequest request,
+                                                 std::function<void(AuthResult)> done) {
+  // The store lookup and HMAC run on the blocking pool so an I/O thread never waits on disk.
+  boost::asio::post(
+      blocking_executor_, [this, request = std::move(request), done = std::move(done)]() mutable {
+        AuthResult result;
+        try {
+          result = authenticate_now(request);
+        } catch (const std::exception& error) {
+          log::error("auth: unexpected failure for client ", request.client_id, ": ", error.what());
+          result = AuthResult{std::nullopt, Refusal::server_unavailable};
+        }
+        done(std::move(result));
+      });
+}
+
+void DeviceCredentialAuthenticator::record_failure(const ConnectRequest& request) {
+  throttle_.record_failure(request.client_id, request.remote_address);
+}
+
+AuthResult DeviceCredentialAuthenticator::authenticate_now(const ConnectRequest& request) {
+  std::string_view key_id;
+  auto refuse = [&](Refusal refusal, std::string_view why) {
+    if (refusal == Refusal::bad_credentials) {
+      throttle_.record_failure(request.client_id, request.remote_address);
+    }
+    log::debug("auth: refused client ", request.client_id, " key ", key_id, " from ",
+               request.remote_address, ": ", refusal_name(refusal), " (", why, ")");
+    return AuthResult{std::nullopt, refusal};
+  };
+  auto accept = [&](Identity identity) {
+    throttle_.record_success(request.client_id);
+    log::debug("auth: accepted client ", request.client_id, " key ", identity.key_id, " mode ",
+               identity.mode, " on ", identity.instance_id);
+    return AuthResult{std::move(identity), Refusal::bad_credentials};
+  };
+
+  // Cheap refusal of repeat offenders, before any store lookup. Not counted again.
+  if (throttle_.blocked(request.client_id, request.remote_address)) {
+    log::debug("auth: throttled client ", request.client_id, " from ", request.remote_address);
+    return AuthResult{std::nullopt, Refusal::bad_credentials};
+  }
+
+  try {
+    if (!request.username) {
+      if (!request.anonymous_instance) return refuse(Refusal::not_authorized, "anonymous");
+      const std::uint64_t epoch = hub_.epoch();
+      if (!store_.instance_exists(*request.anonymous_instance)) {
+        return refuse(Refusal::not_authorized, "anonymous instance does not exist");
+      }
+      return accept(
+          Identity{*request.anonymous_instance, std::string(kAnonymousMode), "", 0, epoch});
+    }
+
+    const auto username = parse_username(*request.username);
+    if (!username) return refuse(Refusal::bad_credentials, "malformed username");
+    key_id = username->key_id;
+    if (username->mode != kDeviceCredentialMode && username->mode != kSignatureMode) {
+      return refuse(Refusal::bad_credentials, "unsupported mode");
+    }
+    if (!request.password) return refuse(Refusal::bad_credentials, "no password");
+    const std::string_view password = *request.password;
+
+    // Read before the lookup: RevocationHub::bind() uses it to spot a revocation that
+    // committed while this lookup was in flight.
+    const std::uint64_t epoch = hub_.epoch();
+
+    if (username->mode == kDeviceCredentialMode) {
+      const auto credential = store_.find_credential_by_key_id(username->key_id);
+      if (!credential) return refuse(Refusal::bad_credentials, "unknown key id");
+      // A real key presented for another device or instance: refused as not authorized
+      // (the credential row implies its instance exists).
+      if (credential->instance_id != username->instance_id ||
+          credential->client_id != request.client_id) {
+        return refuse(Refusal::not_authorized, "key belongs to another client or instance");
+      }
+      if (!crypto::constant_time_equal(
+              password, expected_password(credential->access_key_secret, request.client_id))) {
+        return refuse(Refusal::bad_credentials, "wrong password");
+      }
+      return accept(Identity{credential->instance_id, std::string(kDeviceCredentialMode),
+                             credential->access_key_id, credential->serial, epoch});
+    }
+
+    const auto admin_key = store_.find_admin_key(username->key_id);
+    if (!admin_key) return refuse(Refusal::bad_credentials, "unknown key id");
+    if (!crypto::constant_time_equal(
+            password, expected_password(admin_key->access_key_secret, request.client_id))) {
+      return refuse(Refusal::bad_credentials, "wrong password");
+    }
+    const auto& allowed = admin_key->instances;
+    if (std::find(allowed.begin(), allowed.end(), username->instance_id) == allowed.end() ||
+        !store_.instance_exists(username->instance_id)) {
+      return refuse(Refusal::not_authorized, "key not allowed on instance");
+    }
+    return accept(Identity{std::string(username->instance_id), std::string(kSignatureMode),
+                           admin_key->access_key_id, 0, epoch});
+  } catch (const storage::StorageError& error) {
+    // The message names tables and key ids only, never secrets.
+    log::error("auth: credential store failed for client ", request.client_id, ": ", error.what());
+    return refuse(Refusal::server_unavailable, "store failure");
+  } catch (const crypto::CryptoError& error) {
+    log::error("auth: crypto failure for client ", request.client_id, ": ", error.what());
+    return refuse(Refusal::server_unavailable, "crypto failure");
+  }
+}
+
+}  // namespace credmq::auth

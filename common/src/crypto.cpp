@@ -54,6 +54,17 @@ std::string base64url_encode(std::string_view in) {
 
 bool base64_decode(std::string_view text, std::string& out) {
   if (text.size() % 4 != 0) return false;
+  // EVP_DecodeBlock skips surrounding whitespace and would accept what we must refuse.
+  for (char c : text) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '/' && c != '=') {
+      return false;
+    }
+  }
+  const std::size_t first_pad = text.find('=');
+  if (first_pad != std::string_view::npos &&
+      (text.size() - first_pad > 2 || text.find_first_not_of('=', first_pad) != text.npos)) {
+    return false;
+  }
   out.assign(3 * (text.size() / 4), '\0');
   int n = EVP_DecodeBlock(bytes(out), bytes(text), static_cast<int>(text.size()));
   if (n < 0) return false;
@@ -65,11 +76,25 @@ bool base64_decode(std::string_view text, std::string& out) {
   return true;
 }
 
+bool base64url_decode(std::string_view text, std::string& out) {
+  std::string standard(text);
+  for (char& c : standard) {
+    if (c == '+' || c == '/') return false;
+    if (c == '-') c = '+';
+    if (c == '_') c = '/';
+  }
+  if (standard.size() % 4 == 1) return false;
+  while (standard.size() % 4 != 0) standard.push_back('=');
+  return base64_decode(standard, out);
+}
+
 std::string hmac_sha1(std::string_view key, std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  if (!HMAC(EVP_sha1(), key.data(), static_cast<int>(key.size()), bytes(data), data.size(), md,
-            &len)) {
+  // OpenSSL 3 refuses a null key pointer even with length 0, and an empty view may carry one.
+  static const char kNoKey = '\0';
+  if (!HMAC(EVP_sha1(), key.empty() ? &kNoKey : key.data(), static_cast<int>(key.size()),
+            bytes(data), data.size(), md, &len)) {
     throw CryptoError("HMAC-SHA1 failed");
   }
   return std::string(reinterpret_cast<const char*>(md), len);
@@ -92,8 +117,8 @@ std::string aes_gcm_seal(std::string_view key, std::string_view plaintext, std::
       EVP_EncryptUpdate(ctx.get(), cipher, &len, bytes(plaintext),
                         static_cast<int>(plaintext.size())) != 1 ||
       EVP_EncryptFinal_ex(ctx.get(), cipher + len, &len) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagSize,
-                          cipher + plaintext.size()) != 1) {
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagSize, cipher + plaintext.size()) !=
+          1) {
     throw CryptoError("AES-256-GCM encryption failed");
   }
   return out;

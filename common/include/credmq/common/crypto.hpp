@@ -16,10 +16,12 @@ struct CryptoError : std::runtime_error {
 // Bytes from OpenSSL's CSPRNG (RAND_bytes). Throws CryptoError on failure.
 std::string random_bytes(std::size_t count);
 
-std::string base64_encode(std::string_view bytes);       // standard alphabet, padded
-std::string base64url_encode(std::string_view bytes);    // URL alphabet, no padding
+std::string base64_encode(std::string_view bytes);     // standard alphabet, padded
+std::string base64url_encode(std::string_view bytes);  // URL alphabet, no padding
 // Returns false on malformed input.
 bool base64_decode(std::string_view text, std::string& out);
+// Inverse of base64url_encode (URL alphabet, padding optional). False on malformed input.
+bool base64url_decode(std::string_view text, std::string& out);
 
 std::string hmac_sha1(std::string_view key, std::string_view data);  // raw 20 bytes
 inline std::string hmac_sha1_base64(std::string_view key, std::string_view data) {

@@ -19,11 +19,21 @@ struct StorageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A caller-supplied value the store cannot use (malformed next_token, page_no or page_size
+// below 1). Not a StorageError, so the admin API can answer 400 rather than 500.
+struct InvalidArgument : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+
+// Schema version this build writes; older databases are migrated forward on open, newer
+// ones are refused.
+inline constexpr std::int64_t kSchemaVersion = 1;
+
 struct DeviceCredential {
   std::string instance_id;
   std::string client_id;
-  std::string access_key_id;      // "DC." + base64url(16 random bytes)
-  std::string access_key_secret;  // "DC." + base64url(32 random bytes), decrypted
+  std::string access_key_id;        // "DC." + base64url(16 random bytes)
+  std::string access_key_secret;    // "DC." + base64url(32 random bytes), decrypted
   std::int64_t create_time_ms = 0;  // Unix epoch milliseconds
   std::int64_t update_time_ms = 0;
   // Identifies this issuance of the secret: changes on every Register and Refresh and is
@@ -40,7 +50,7 @@ struct AdminKey {
 
 // Result of an operation that replaces or removes a credential.
 struct CredentialChange {
-  std::optional<DeviceCredential> current;  // the credential after the change (none on delete)
+  std::optional<DeviceCredential> current;     // the credential after the change (none on delete)
   std::optional<std::int64_t> revoked_serial;  // the issuance that stopped working, if any
 };
 
@@ -81,10 +91,11 @@ class Store {
   virtual std::optional<DeviceCredential> find_credential_by_key_id(
       std::string_view access_key_id) = 0;
   // Client ids of `group_id` (the part before "@@@") in `instance_id`, ordered by client id.
-  // Paging: either `next_token` (opaque, from a previous page) or 1-based `page_no`.
+  // Paging: either `next_token` (opaque, from a previous page; wins when non-empty) or
+  // 1-based `page_no`. Throws InvalidArgument for a malformed token or page_no/page_size < 1.
+  // A client id without "@@@" belongs to the group "".
   virtual ClientIdPage list_client_ids(std::string_view instance_id, std::string_view group_id,
-                                       int page_no, int page_size,
-                                       std::string_view next_token) = 0;
+                                       int page_no, int page_size, std::string_view next_token) = 0;
 };
 
 }  // namespace credmq::storage

@@ -1,0 +1,554 @@
+// SQLite implementation of Store: a small connection pool, forward migrations, and secrets
+// sealed with AES-256-GCM under DIR/master.key.
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <limits>
+#include <mutex>
+
+#include "credmq/common/crypto.hpp"
+#include "credmq/common/log.hpp"
+#include "credmq/storage/store.hpp"
+#include "master_key.hpp"
+#include "sqlite_connection.hpp"
+
+namespace credmq::storage {
+namespace {
+
+constexpr std::size_t kMaxConnections = 8;
+constexpr std::string_view kKeyCheckName = "key_check";
+constexpr std::string_view kKeyCheckAad = "meta:key_check";
+constexpr std::string_view kKeyCheckPlaintext = "credmq master key check v1";
+constexpr std::string_view kGroupSeparator = "@@@";
+
+struct Migration {
+  std::int64_t version;
+  const char* sql;
+};
+
+// Append only: a released step is never edited, later changes are new steps.
+constexpr Migration kMigrations[] = {
+    {1, R"sql(
+CREATE TABLE meta(
+  name TEXT PRIMARY KEY NOT NULL,
+  value BLOB NOT NULL);
+CREATE TABLE instances(
+  id TEXT PRIMARY KEY NOT NULL);
+CREATE TABLE admin_keys(
+  access_key_id TEXT PRIMARY KEY NOT NULL,
+  secret_enc BLOB NOT NULL,
+  create_time_ms INTEGER NOT NULL);
+CREATE TABLE admin_key_instances(
+  access_key_id TEXT NOT NULL REFERENCES admin_keys(access_key_id) ON DELETE CASCADE,
+  instance_id TEXT NOT NULL REFERENCES instances(id) ON DELETE CASCADE,
+  PRIMARY KEY(access_key_id, instance_id));
+-- serial is AUTOINCREMENT so a value is never handed out twice, even after deletes; every
+-- issuance (register, refresh) inserts a fresh row to get a new one.
+CREATE TABLE device_credentials(
+  serial INTEGER PRIMARY KEY AUTOINCREMENT,
+  instance_id TEXT NOT NULL REFERENCES instances(id),
+  client_id TEXT NOT NULL,
+  group_id TEXT NOT NULL,
+  access_key_id TEXT NOT NULL UNIQUE,
+  secret_enc BLOB NOT NULL,
+  create_time_ms INTEGER NOT NULL,
+  update_time_ms INTEGER NOT NULL,
+  UNIQUE(instance_id, client_id));
+CREATE INDEX device_credentials_by_group
+  ON device_credentials(instance_id, group_id, client_id);
+)sql"},
+};
+static_assert(std::size(kMigrations) > 0 &&
+                  kMigrations[std::size(kMigrations) - 1].version == kSchemaVersion,
+              "kSchemaVersion must name the last migration");
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string group_of(std::string_view client_id) {
+  const auto separator = client_id.find(kGroupSeparator);
+  return separator == std::string_view::npos ? std::string()
+                                             : std::string(client_id.substr(0, separator));
+}
+
+// Uniform characters from `alphabet` (rejection sampling avoids modulo bias).
+std::string random_characters(std::size_t count, std::string_view alphabet) {
+  const std::size_t limit = 256 - 256 % alphabet.size();
+  std::string out;
+  out.reserve(count);
+  while (out.size() < count) {
+    for (unsigned char byte : crypto::random_bytes(count)) {
+      if (byte < limit && out.size() < count) out.push_back(alphabet[byte % alphabet.size()]);
+    }
+  }
+  return out;
+}
+
+std::string new_device_key_id() {
+  return "DC." + crypto::base64url_encode(crypto::random_bytes(16));
+}
+std::string new_device_secret() {
+  return "DC." + crypto::base64url_encode(crypto::random_bytes(32));
+}
+std::string new_admin_key_id() {
+  return "AK" + random_characters(20, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789");
+}
+std::string new_admin_secret() {
+  return random_characters(30, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789");
+}
+
+void migrate(Connection& connection) {
+  Transaction transaction(connection, Transaction::Kind::write);
+  connection.exec(
+      "CREATE TABLE IF NOT EXISTS schema_version("
+      "id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)");
+  std::int64_t version = 0;
+  {
+    Statement select = connection.prepare("SELECT version FROM schema_version WHERE id = 1");
+    if (select.step()) version = select.integer(0);
+  }
+  if (version > kSchemaVersion) {
+    throw StorageError("storage: database schema version " + std::to_string(version) +
+                       " is newer than this build supports (" + std::to_string(kSchemaVersion) +
+                       ")");
+  }
+  if (version == kSchemaVersion) return;  // nothing to do; the destructor ends the transaction
+  for (const Migration& migration : kMigrations) {
+    if (migration.version <= version) continue;
+    connection.exec(migration.sql);
+    log::info("storage: migrated schema to version ", migration.version);
+  }
+  connection
+      .prepare(
+          "INSERT INTO schema_version(id, version) VALUES(1, ?1) "
+          "ON CONFLICT(id) DO UPDATE SET version = excluded.version")
+      .bind(1, kSchemaVersion)
+      .run();
+  transaction.commit();
+}
+
+class ConnectionPool {
+ public:
+  // Hands out a connection exclusively; returns it to the pool when destroyed.
+  class Lease {
+   public:
+    Lease(ConnectionPool& pool, std::unique_ptr<Connection> connection)
+        : pool_(pool), connection_(std::move(connection)) {}
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease() { pool_.release(std::move(connection_)); }
+    Connection& operator*() { return *connection_; }
+    Connection* operator->() { return connection_.get(); }
+
+   private:
+    ConnectionPool& pool_;
+    std::unique_ptr<Connection> connection_;
+  };
+
+  ConnectionPool(std::filesystem::path db_path, std::unique_ptr<Connection> first)
+      : db_path_(std::move(db_path)), open_count_(1) {
+    idle_.push_back(std::move(first));
+  }
+
+  Lease acquire() {
+    std::unique_lock lock(mutex_);
+    available_.wait(lock, [&] { return !idle_.empty() || open_count_ < kMaxConnections; });
+    if (!idle_.empty()) {
+      auto connection = std::move(idle_.back());
+      idle_.pop_back();
+      return Lease(*this, std::move(connection));
+    }
+    ++open_count_;  // reserve the slot, open outside the lock (disk I/O)
+    lock.unlock();
+    try {
+      return Lease(*this, std::make_unique<Connection>(db_path_));
+    } catch (...) {
+      lock.lock();
+      --open_count_;
+      available_.notify_one();
+      throw;
+    }
+  }
+
+ private:
+  void release(std::unique_ptr<Connection> connection) {
+    {
+      std::lock_guard lock(mutex_);
+      idle_.push_back(std::move(connection));
+    }
+    available_.notify_one();
+  }
+
+  const std::filesystem::path db_path_;
+  std::mutex mutex_;
+  std::condition_variable available_;
+  std::vector<std::unique_ptr<Connection>> idle_;
+  std::size_t open_count_;
+};
+
+class SqliteStore final : public Store {
+ public:
+  SqliteStore(std::filesystem::path db_path, std::unique_ptr<Connection> first,
+              std::string master_key)
+      : pool_(std::move(db_path), std::move(first)), master_key_(std::move(master_key)) {}
+
+  void ensure_instance(std::string_view instance_id) override {
+    write([&](Connection& connection) {
+      connection.prepare("INSERT OR IGNORE INTO instances(id) VALUES(?1)")
+          .bind(1, instance_id)
+          .run();
+    });
+  }
+
+  bool instance_exists(std::string_view instance_id) override {
+    auto lease = pool_.acquire();
+    return instance_exists(*lease, instance_id);
+  }
+
+  std::vector<std::string> instances() override {
+    auto lease = pool_.acquire();
+    Statement select = lease->prepare("SELECT id FROM instances ORDER BY id");
+    std::vector<std::string> out;
+    while (select.step()) out.push_back(select.text(0));
+    return out;
+  }
+
+  AdminKey create_admin_key(const std::vector<std::string>& instances) override {
+    AdminKey key{new_admin_key_id(), new_admin_secret(), {}};
+    write([&](Connection& connection) {
+      connection
+          .prepare(
+              "INSERT INTO admin_keys(access_key_id, secret_enc, create_time_ms) "
+              "VALUES(?1, ?2, ?3)")
+          .bind(1, key.access_key_id)
+          .bind_blob(2, seal(key.access_key_secret, key.access_key_id))
+          .bind(3, now_ms())
+          .run();
+      for (const auto& instance : instances) {
+        require_instance(connection, instance);
+        connection
+            .prepare(
+                "INSERT OR IGNORE INTO admin_key_instances(access_key_id, instance_id) "
+                "VALUES(?1, ?2)")
+            .bind(1, key.access_key_id)
+            .bind(2, instance)
+            .run();
+      }
+    });
+    key.instances = instances;
+    std::sort(key.instances.begin(), key.instances.end());
+    key.instances.erase(std::unique(key.instances.begin(), key.instances.end()),
+                        key.instances.end());
+    return key;
+  }
+
+  std::optional<AdminKey> find_admin_key(std::string_view access_key_id) override {
+    auto lease = pool_.acquire();
+    Connection& connection = *lease;
+    Transaction transaction(connection, Transaction::Kind::read);  // one consistent snapshot
+    AdminKey key;
+    {
+      Statement select =
+          connection.prepare("SELECT secret_enc FROM admin_keys WHERE access_key_id = ?1");
+      select.bind(1, access_key_id);
+      if (!select.step()) return std::nullopt;
+      key.access_key_id = std::string(access_key_id);
+      key.access_key_secret = open_sealed(select.blob(0), key.access_key_id);
+    }
+    Statement instances = connection.prepare(
+        "SELECT instance_id FROM admin_key_instances WHERE access_key_id = ?1 "
+        "ORDER BY instance_id");
+    instances.bind(1, access_key_id);
+    while (instances.step()) key.instances.push_back(instances.text(0));
+    return key;
+  }
+
+  CredentialChange register_credential(std::string_view instance_id,
+                                       std::string_view client_id) override {
+    CredentialChange change;
+    write([&](Connection& connection) {
+      require_instance(connection, instance_id);
+      change.revoked_serial = delete_credential(connection, instance_id, client_id);
+      const std::int64_t now = now_ms();
+      change.current =
+          insert_credential(connection, instance_id, client_id, new_device_key_id(), now, now);
+    });
+    return change;
+  }
+
+  std::optional<CredentialChange> refresh_credential(std::string_view instance_id,
+                                                     std::string_view client_id) override {
+    std::optional<CredentialChange> change;
+    write([&](Connection& connection) {
+      auto old = select_credential(connection, instance_id, client_id);
+      if (!old) return;
+      delete_credential(connection, instance_id, client_id);
+      // Strictly later than the previous issuance, so clients can order refreshes.
+      const std::int64_t update_time = std::max(now_ms(), old->update_time_ms + 1);
+      change.emplace();
+      change->revoked_serial = old->serial;
+      change->current = insert_credential(connection, instance_id, client_id, old->access_key_id,
+                                          old->create_time_ms, update_time);
+    });
+    return change;
+  }
+
+  std::optional<CredentialChange> unregister_credential(std::string_view instance_id,
+                                                        std::string_view client_id) override {
+    std::optional<CredentialChange> change;
+    write([&](Connection& connection) {
+      if (auto serial = delete_credential(connection, instance_id, client_id)) {
+        change.emplace();
+        change->revoked_serial = serial;
+      }
+    });
+    return change;
+  }
+
+  std::optional<DeviceCredential> get_credential(std::string_view instance_id,
+                                                 std::string_view client_id) override {
+    auto lease = pool_.acquire();
+    return select_credential(*lease, instance_id, client_id);
+  }
+
+  std::optional<DeviceCredential> find_credential_by_key_id(
+      std::string_view access_key_id) override {
+    auto lease = pool_.acquire();
+    Statement select = lease->prepare(
+        "SELECT instance_id, client_id, secret_enc, create_time_ms, update_time_ms, serial "
+        "FROM device_credentials WHERE access_key_id = ?1");
+    select.bind(1, access_key_id);
+    if (!select.step()) return std::nullopt;
+    DeviceCredential credential;
+    credential.instance_id = select.text(0);
+    credential.client_id = select.text(1);
+    credential.access_key_id = std::string(access_key_id);
+    credential.access_key_secret = open_sealed(select.blob(2), credential.access_key_id);
+    credential.create_time_ms = select.integer(3);
+    credential.update_time_ms = select.integer(4);
+    credential.serial = select.integer(5);
+    return credential;
+  }
+
+  ClientIdPage list_client_ids(std::string_view instance_id, std::string_view group_id, int page_no,
+                               int page_size, std::string_view next_token) override {
+    if (page_size < 1) throw InvalidArgument("page size must be at least 1");
+    std::string after;
+    if (!next_token.empty()) {
+      if (!crypto::base64url_decode(next_token, after) || after.empty()) {
+        throw InvalidArgument("malformed next token");
+      }
+    } else if (page_no < 1) {
+      throw InvalidArgument("page number must be at least 1");
+    }
+
+    auto lease = pool_.acquire();
+    Connection& connection = *lease;
+    Transaction transaction(connection, Transaction::Kind::read);  // total and page agree
+    ClientIdPage page;
+    {
+      Statement count = connection.prepare(
+          "SELECT COUNT(*) FROM device_credentials WHERE instance_id = ?1 AND group_id = ?2");
+      count.bind(1, instance_id).bind(2, group_id);
+      if (count.step()) page.total = count.integer(0);
+    }
+    // One row more than asked tells whether another page follows.
+    const std::int64_t limit = static_cast<std::int64_t>(page_size) + 1;
+    auto collect = [&](Statement& select) {
+      while (select.step()) page.client_ids.push_back(select.text(0));
+    };
+    if (!after.empty()) {
+      Statement select = connection.prepare(
+          "SELECT client_id FROM device_credentials "
+          "WHERE instance_id = ?1 AND group_id = ?2 AND client_id > ?3 "
+          "ORDER BY client_id LIMIT ?4");
+      select.bind(1, instance_id).bind(2, group_id).bind(3, after).bind(4, limit);
+      collect(select);
+    } else {
+      const std::int64_t offset =
+          (static_cast<std::int64_t>(page_no) - 1) * static_cast<std::int64_t>(page_size);
+      Statement select = connection.prepare(
+          "SELECT client_id FROM device_credentials WHERE instance_id = ?1 AND group_id = ?2 "
+          "ORDER BY client_id LIMIT ?3 OFFSET ?4");
+      select.bind(1, instance_id).bind(2, group_id).bind(3, limit).bind(4, offset);
+      collect(select);
+    }
+    if (page.client_ids.size() > static_cast<std::size_t>(page_size)) {
+      page.client_ids.pop_back();
+      page.next_token = crypto::base64url_encode(page.client_ids.back());
+    }
+    return page;
+  }
+
+  // Checks the key-check value against the master key, storing one on first start.
+  void verify_master_key() {
+    auto lease = pool_.acquire();
+    Connection& connection = *lease;
+    if (auto check = read_key_check(connection)) {
+      std::string plaintext;
+      if (!crypto::aes_gcm_open(master_key_, *check, kKeyCheckAad, plaintext) ||
+          plaintext != kKeyCheckPlaintext) {
+        throw StorageError("storage: master key does not match the database");
+      }
+      return;
+    }
+    {
+      Transaction transaction(connection, Transaction::Kind::write);
+      connection.prepare("INSERT OR IGNORE INTO meta(name, value) VALUES(?1, ?2)")
+          .bind(1, kKeyCheckName)
+          .bind_blob(2, crypto::aes_gcm_seal(master_key_, kKeyCheckPlaintext, kKeyCheckAad))
+          .run();
+      transaction.commit();
+    }
+    verify_master_key_once_more(connection);
+  }
+
+  static std::optional<std::string> read_key_check(Connection& connection) {
+    Statement select = connection.prepare("SELECT value FROM meta WHERE name = ?1");
+    select.bind(1, kKeyCheckName);
+    if (!select.step()) return std::nullopt;
+    return select.blob(0);
+  }
+
+ private:
+  // Another process may have stored its own check value first (INSERT OR IGNORE).
+  void verify_master_key_once_more(Connection& connection) {
+    auto check = read_key_check(connection);
+    std::string plaintext;
+    if (!check || !crypto::aes_gcm_open(master_key_, *check, kKeyCheckAad, plaintext) ||
+        plaintext != kKeyCheckPlaintext) {
+      throw StorageError("storage: master key does not match the database");
+    }
+  }
+
+  template <class Body>
+  void write(Body&& body) {
+    // Writers queue here rather than spinning in SQLite's busy handler.
+    std::lock_guard write_lock(write_mutex_);
+    auto lease = pool_.acquire();
+    Connection& connection = *lease;
+    Transaction transaction(connection, Transaction::Kind::write);
+    try {
+      body(connection);
+    } catch (const crypto::CryptoError& error) {
+      throw StorageError(std::string("storage: ") + error.what());
+    }
+    transaction.commit();
+  }
+
+  static bool instance_exists(Connection& connection, std::string_view instance_id) {
+    Statement select = connection.prepare("SELECT 1 FROM instances WHERE id = ?1");
+    select.bind(1, instance_id);
+    return select.step();
+  }
+
+  static void require_instance(Connection& connection, std::string_view instance_id) {
+    // The foreign keys enforce this too; checking first gives a clearer message.
+    if (!instance_exists(connection, instance_id)) {
+      throw StorageError("storage: instance " + std::string(instance_id) + " does not exist");
+    }
+  }
+
+  std::string seal(std::string_view secret, std::string_view key_id) const {
+    return crypto::aes_gcm_seal(master_key_, secret, key_id);
+  }
+
+  std::string open_sealed(std::string_view sealed, std::string_view key_id) const {
+    std::string secret;
+    if (!crypto::aes_gcm_open(master_key_, sealed, key_id, secret)) {
+      throw StorageError("storage: cannot decrypt the secret of key " + std::string(key_id) +
+                         " (tampered row or wrong master key)");
+    }
+    return secret;
+  }
+
+  std::optional<DeviceCredential> select_credential(Connection& connection,
+                                                    std::string_view instance_id,
+                                                    std::string_view client_id) const {
+    Statement select = connection.prepare(
+        "SELECT access_key_id, secret_enc, create_time_ms, update_time_ms, serial "
+        "FROM device_credentials WHERE instance_id = ?1 AND client_id = ?2");
+    select.bind(1, instance_id).bind(2, client_id);
+    if (!select.step()) return std::nullopt;
+    DeviceCredential credential;
+    credential.instance_id = std::string(instance_id);
+    credential.client_id = std::string(client_id);
+    credential.access_key_id = select.text(0);
+    credential.access_key_secret = open_sealed(select.blob(1), credential.access_key_id);
+    credential.create_time_ms = select.integer(2);
+    credential.update_time_ms = select.integer(3);
+    credential.serial = select.integer(4);
+    return credential;
+  }
+
+  // Returns the serial of the deleted row, if there was one.
+  static std::optional<std::int64_t> delete_credential(Connection& connection,
+                                                       std::string_view instance_id,
+                                                       std::string_view client_id) {
+    Statement remove = connection.prepare(
+        "DELETE FROM device_credentials WHERE instance_id = ?1 AND client_id = ?2 "
+        "RETURNING serial");
+    remove.bind(1, instance_id).bind(2, client_id);
+    std::optional<std::int64_t> serial;
+    while (remove.step()) serial = remove.integer(0);
+    return serial;
+  }
+
+  DeviceCredential insert_credential(Connection& connection, std::string_view instance_id,
+                                     std::string_view client_id, std::string access_key_id,
+                                     std::int64_t create_time_ms, std::int64_t update_time_ms) {
+    DeviceCredential credential;
+    credential.instance_id = std::string(instance_id);
+    credential.client_id = std::string(client_id);
+    credential.access_key_id = std::move(access_key_id);
+    credential.access_key_secret = new_device_secret();
+    credential.create_time_ms = create_time_ms;
+    credential.update_time_ms = update_time_ms;
+    Statement insert = connection.prepare(
+        "INSERT INTO device_credentials(instance_id, client_id, group_id, access_key_id, "
+        "secret_enc, create_time_ms, update_time_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+        "RETURNING serial");
+    insert.bind(1, instance_id)
+        .bind(2, client_id)
+        .bind(3, group_of(client_id))
+        .bind(4, credential.access_key_id)
+        .bind_blob(5, seal(credential.access_key_secret, credential.access_key_id))
+        .bind(6, create_time_ms)
+        .bind(7, update_time_ms);
+    if (!insert.step()) throw StorageError("storage: insert returned no serial");
+    credential.serial = insert.integer(0);
+    insert.run();
+    return credential;
+  }
+
+  ConnectionPool pool_;
+  const std::string master_key_;
+  std::mutex write_mutex_;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> Store::open(const std::filesystem::path& data_dir) {
+  try {
+    std::filesystem::path dir = data_dir;
+    if (!dir.has_filename() && dir.has_parent_path()) dir = dir.parent_path();
+    ensure_private_directory(dir);
+    const std::filesystem::path db_path = dir / "credmq.db";
+    ensure_private_file(db_path);
+    auto first = std::make_unique<Connection>(db_path);
+    migrate(*first);
+    // A database that already seals secrets must never get a fresh (hence wrong) key.
+    const bool has_key_check = SqliteStore::read_key_check(*first).has_value();
+    std::string master_key = load_or_create_master_key(dir / "master.key", !has_key_check);
+    auto store = std::make_unique<SqliteStore>(db_path, std::move(first), std::move(master_key));
+    store->verify_master_key();
+    return store;
+  } catch (const crypto::CryptoError& error) {
+    throw StorageError(std::string("storage: ") + error.what());
+  }
+}
+
+}  // namespace credmq::storage
