@@ -1,1 +1,187 @@
-// placeholder: to be implemented
+#include "credmq/broker/broker.hpp"
+
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <mutex>
+#include <thread>
+
+#include "connection.hpp"
+#include "core.hpp"
+#include "credmq/common/log.hpp"
+
+namespace credmq::broker {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr auto kExpirySweepInterval = std::chrono::seconds(1);
+
+// Accepts on one endpoint and hands each socket to the next I/O thread's io_context.
+class Listener : public std::enable_shared_from_this<Listener> {
+ public:
+  using ContextPicker = std::function<asio::io_context&()>;
+
+  Listener(detail::Core& core, asio::io_context& context, const tcp::endpoint& endpoint,
+           ContextPicker pick_context)
+      : core_(core), acceptor_(context), pick_context_(std::move(pick_context)) {
+    acceptor_.open(endpoint.protocol());
+    acceptor_.set_option(asio::socket_base::reuse_address(true));
+    acceptor_.bind(endpoint);
+    acceptor_.listen(asio::socket_base::max_listen_connections);
+  }
+
+  tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
+
+  void start() { accept(); }
+
+  // Thread-safe: the acceptor is closed on its own thread.
+  void post_stop() {
+    asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
+      error_code ec;
+      self->acceptor_.close(ec);
+    });
+  }
+
+ private:
+  void accept() {
+    acceptor_.async_accept(pick_context_(),
+                           [self = shared_from_this()](const error_code& ec, tcp::socket socket) {
+                             self->on_accept(ec, std::move(socket));
+                           });
+  }
+
+  void on_accept(const error_code& ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+    if (ec) {
+      // E.g. out of file descriptors: keep accepting, the condition is usually transient.
+      log::warn("accept failed: ", ec.message());
+    } else {
+      // The connection starts on its own thread.
+      auto executor = socket.get_executor();
+      auto connection = std::make_shared<detail::Connection>(core_, std::move(socket));
+      if (core_.register_connection(connection)) {
+        asio::post(executor, [connection] { connection->start(); });
+      }
+    }
+    accept();
+  }
+
+  detail::Core& core_;
+  tcp::acceptor acceptor_;
+  ContextPicker pick_context_;
+};
+
+}  // namespace
+
+struct Broker::Impl {
+  Impl(BrokerConfig config, auth::Authenticator& authenticator, auth::RevocationHub& hub)
+      : core(std::move(config), authenticator, hub) {}
+
+  asio::io_context& next_context() {
+    return *contexts[next.fetch_add(1, std::memory_order_relaxed) % contexts.size()];
+  }
+
+  void schedule_expiry_sweep() {
+    sweep_timer->expires_after(kExpirySweepInterval);
+    sweep_timer->async_wait([this](const error_code& ec) {
+      if (ec || stopping) return;
+      core.expire_sessions();
+      schedule_expiry_sweep();
+    });
+  }
+
+  detail::Core core;
+  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::vector<std::thread> threads;
+  std::vector<std::shared_ptr<Listener>> listeners;
+  std::vector<tcp::endpoint> bound;
+  std::unique_ptr<asio::steady_timer> sweep_timer;
+  std::atomic<std::size_t> next{0};
+  std::mutex lifecycle_mutex;
+  bool started = false;
+  std::atomic<bool> stopping{false};
+};
+
+Broker::Broker(BrokerConfig config, auth::Authenticator& authenticator, auth::RevocationHub& hub)
+    : impl_(std::make_unique<Impl>(std::move(config), authenticator, hub)) {}
+
+Broker::~Broker() { stop(); }
+
+void Broker::start() {
+  std::lock_guard lock(impl_->lifecycle_mutex);
+  if (impl_->started) return;
+  auto& impl = *impl_;
+  unsigned thread_count = impl.core.config.io_threads;
+  if (thread_count == 0) thread_count = std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < thread_count; ++i) {
+    // Each context is run by exactly one thread: connections on it need no strand.
+    impl.contexts.push_back(std::make_unique<asio::io_context>(1));
+    impl.work.push_back(asio::make_work_guard(*impl.contexts.back()));
+  }
+  // Bind everything before starting threads, so a failure throws with nothing running.
+  for (const auto& endpoint : impl.core.config.listen) {
+    auto listener =
+        std::make_shared<Listener>(impl.core, *impl.contexts.front(), endpoint,
+                                   [&impl]() -> asio::io_context& { return impl.next_context(); });
+    impl.bound.push_back(listener->local_endpoint());
+    impl.listeners.push_back(std::move(listener));
+  }
+  for (auto& listener : impl.listeners) listener->start();
+  impl.sweep_timer = std::make_unique<asio::steady_timer>(*impl.contexts.front());
+  impl.schedule_expiry_sweep();
+  for (auto& context : impl.contexts) {
+    impl.threads.emplace_back([&context] {
+      try {
+        context->run();
+      } catch (const std::exception& e) {
+        log::error("broker I/O thread stopped by exception: ", e.what());
+      }
+    });
+  }
+  impl.started = true;
+  for (const auto& endpoint : impl.bound) {
+    log::info("MQTT listener on ", endpoint.address().to_string(), ":", endpoint.port());
+  }
+}
+
+std::vector<tcp::endpoint> Broker::bound_endpoints() const {
+  std::lock_guard lock(impl_->lifecycle_mutex);
+  return impl_->bound;
+}
+
+void Broker::stop() {
+  std::lock_guard lock(impl_->lifecycle_mutex);
+  auto& impl = *impl_;
+  if (!impl.started || impl.stopping.exchange(true)) return;
+  for (auto& listener : impl.listeners) listener->post_stop();
+  asio::post(*impl.contexts.front(), [&impl] { impl.sweep_timer->cancel(); });
+  for (auto& connection : impl.core.begin_stopping()) {
+    connection->post_close(mqtt::ReasonCode::server_shutting_down);
+  }
+  // Threads return once every connection has closed (bounded by close_timeout) and every
+  // pending authentication has answered.
+  impl.work.clear();
+  for (auto& thread : impl.threads) thread.join();
+  impl.threads.clear();
+  impl.listeners.clear();
+  impl.sweep_timer.reset();
+  log::info("MQTT broker stopped");
+}
+
+BrokerStats Broker::stats() const {
+  BrokerStats stats;
+  stats.connections = impl_->core.connection_count();
+  stats.sessions = impl_->core.session_count.load(std::memory_order_relaxed);
+  stats.messages_received = impl_->core.messages_received.load(std::memory_order_relaxed);
+  stats.messages_sent = impl_->core.messages_sent.load(std::memory_order_relaxed);
+  return stats;
+}
+
+}  // namespace credmq::broker

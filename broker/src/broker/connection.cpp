@@ -1,0 +1,902 @@
+#include "connection.hpp"
+
+#include <algorithm>
+#include <array>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <utility>
+
+#include "credmq/common/log.hpp"
+
+namespace credmq::broker::detail {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::uint16_t kTopicAliasMaximum = 10;
+// Items gathered into one write, and the bound on packets moved from the session queue
+// ahead of the socket (the rest wait in the session queue, bounded there).
+constexpr std::size_t kMaxBatch = 256;
+constexpr std::size_t kReadBufferSize = 16 * 1024;
+// An idle connection should not keep a large buffer after one big packet.
+constexpr std::size_t kMaxIdlePartialCapacity = 4 * 1024;
+
+// One read buffer per I/O thread: idle connections own none.
+std::span<std::uint8_t> thread_read_buffer() {
+  thread_local std::array<std::uint8_t, kReadBufferSize> buffer;
+  return buffer;
+}
+
+std::uint8_t refusal_code_v5(auth::Refusal refusal) {
+  switch (refusal) {
+    case auth::Refusal::bad_credentials:
+      return 0x86;
+    case auth::Refusal::not_authorized:
+      return 0x87;
+    case auth::Refusal::server_unavailable:
+      return 0x88;
+  }
+  return 0x87;
+}
+
+// 3.1.1 CONNACK return codes for the 5.0 reason codes we refuse with.
+std::uint8_t connack_code(mqtt::ProtocolVersion version, std::uint8_t v5_code) {
+  if (version == mqtt::ProtocolVersion::v5) return v5_code;
+  switch (v5_code) {
+    case 0x84:
+      return 0x01;
+    case 0x85:
+      return 0x02;
+    case 0x88:
+    case 0x89:
+      return 0x03;
+    case 0x86:
+      return 0x04;
+    default:
+      return 0x05;
+  }
+}
+
+mqtt::ReasonCode reason_of(const error_code& ec) {
+  if (ec.category() == mqtt::reason_category() && ec.value() >= 0x80 && ec.value() <= 0xFF) {
+    return static_cast<mqtt::ReasonCode>(ec.value());
+  }
+  return mqtt::ReasonCode::malformed_packet;
+}
+
+const char* phase_name(int phase) {
+  static const char* const names[] = {"awaiting_connect", "authenticating", "connected", "closing"};
+  return names[phase];
+}
+
+}  // namespace
+
+void wake_connection(const std::shared_ptr<Connection>& connection) { connection->post_wake(); }
+
+Connection::Connection(Core& core, asio::ip::tcp::socket socket)
+    : core_(core), socket_(std::move(socket)), timer_(socket_.get_executor()) {
+  error_code ec;
+  auto endpoint = socket_.remote_endpoint(ec);
+  if (!ec) remote_address_ = endpoint.address().to_string();
+}
+
+Connection::~Connection() {
+  // Normally done when closing; this covers handlers destroyed with their io_context.
+  end_session(EndReason::server_shutdown);
+}
+
+void Connection::start() {
+  error_code ec;
+  socket_.non_blocking(true, ec);
+  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  last_activity_ = Clock::now();
+  arm_timer(last_activity_ + core_.config.connect_timeout);
+  arm_read();
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading
+
+void Connection::arm_read() {
+  if (read_armed_ || socket_closed_) return;
+  read_armed_ = true;
+  socket_.async_wait(asio::ip::tcp::socket::wait_read,
+                     [self = shared_from_this()](const error_code& ec) { self->on_readable(ec); });
+}
+
+void Connection::on_readable(const error_code& wait_error) {
+  read_armed_ = false;
+  if (socket_closed_) return;
+  if (wait_error) {
+    abort_connection();
+    return;
+  }
+  auto buffer = thread_read_buffer();
+  // A few reads per wake-up, then yield so one busy client cannot starve the others.
+  for (int round = 0; round < 4; ++round) {
+    error_code ec;
+    std::size_t n = socket_.read_some(asio::buffer(buffer.data(), buffer.size()), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+    if (ec) {
+      if (phase_ == Phase::closing) {
+        hard_close(false);  // the peer closed its side: the lingering close is complete
+      } else {
+        abort_connection();
+      }
+      return;
+    }
+    last_activity_ = Clock::now();
+    if (phase_ == Phase::closing) continue;  // lingering close: discard what the peer sends
+    consume(std::span<const std::uint8_t>(buffer.data(), n));
+    if (socket_closed_ || read_paused_) return;
+    if (n < buffer.size()) break;
+  }
+  arm_read();
+}
+
+void Connection::consume(std::span<const std::uint8_t> fresh) {
+  const bool from_partial = !partial_.empty();
+  if (from_partial) partial_.insert(partial_.end(), fresh.begin(), fresh.end());
+  std::span<const std::uint8_t> data =
+      from_partial ? std::span<const std::uint8_t>(partial_) : fresh;
+  std::size_t used = 0;
+  while (phase_ != Phase::closing && !read_paused_ && used < data.size()) {
+    auto frame = mqtt::frame(data.subspan(used), core_.config.max_packet_size);
+    if (frame.status == mqtt::Frame::Status::need_more) break;
+    if (frame.status == mqtt::Frame::Status::error) {
+      log::debug("client ", client_id_, " from ", remote_address_, ": bad frame (",
+                 static_cast<int>(frame.error), ")");
+      fail(frame.error);
+      break;
+    }
+    if (data.size() - used < frame.total_size()) break;
+    auto packet = data.subspan(used, frame.total_size());
+    used += frame.total_size();
+    handle_packet(packet, frame.first_byte);
+  }
+  if (phase_ == Phase::closing) {
+    std::vector<std::uint8_t>().swap(partial_);
+    return;
+  }
+  if (from_partial) {
+    partial_.erase(partial_.begin(), partial_.begin() + static_cast<std::ptrdiff_t>(used));
+  } else {
+    partial_.assign(fresh.begin() + static_cast<std::ptrdiff_t>(used), fresh.end());
+  }
+  if (partial_.empty() && partial_.capacity() > kMaxIdlePartialCapacity) {
+    std::vector<std::uint8_t>().swap(partial_);
+  }
+}
+
+void Connection::resume_reading() {
+  read_paused_ = false;
+  if (!partial_.empty()) consume({});
+  if (phase_ != Phase::closing && !read_paused_) arm_read();
+}
+
+void Connection::handle_packet(std::span<const std::uint8_t> bytes, std::uint8_t first_byte) {
+  const auto type = static_cast<mqtt::PacketType>(first_byte >> 4);
+  if (phase_ == Phase::awaiting_connect) {
+    if (type != mqtt::PacketType::connect) {
+      log::debug("connection from ", remote_address_, ": first packet is not CONNECT");
+      close(EndReason::abnormal, std::nullopt);
+      return;
+    }
+    // The fixed header is 1 byte plus 1..4 length bytes; find where the body starts.
+    std::size_t header_size = 2;
+    while (header_size < 5 && header_size <= bytes.size() && (bytes[header_size - 1] & 0x80)) {
+      ++header_size;
+    }
+    handle_first_packet(bytes, header_size);
+    return;
+  }
+  mqtt::Packet packet;
+  if (auto ec = mqtt::decode(bytes, version_, packet, mqtt::Sender::client)) {
+    log::debug("client ", client_id_, " on ", identity_.instance_id, ": bad ",
+               static_cast<int>(type), " packet: ", ec.message());
+    fail(reason_of(ec));
+    return;
+  }
+  switch (type) {
+    case mqtt::PacketType::publish:
+      on_publish(std::get<mqtt::Publish>(packet));
+      break;
+    case mqtt::PacketType::puback:
+    case mqtt::PacketType::pubrec:
+    case mqtt::PacketType::pubrel:
+    case mqtt::PacketType::pubcomp:
+      on_ack(std::get<mqtt::Ack>(packet));
+      break;
+    case mqtt::PacketType::subscribe:
+      on_subscribe(std::get<mqtt::Subscribe>(packet));
+      break;
+    case mqtt::PacketType::unsubscribe:
+      on_unsubscribe(std::get<mqtt::Unsubscribe>(packet));
+      break;
+    case mqtt::PacketType::pingreq:
+      send(mqtt::Pingresp{});
+      flush();
+      break;
+    case mqtt::PacketType::disconnect:
+      on_disconnect(std::get<mqtt::Disconnect>(packet));
+      break;
+    default:  // a second CONNECT, AUTH (no enhanced auth), or a server-to-client packet
+      fail(mqtt::ReasonCode::protocol_error);
+      break;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// CONNECT and authentication
+
+void Connection::handle_first_packet(std::span<const std::uint8_t> bytes, std::size_t header_size) {
+  // Peek the protocol level to answer in the client's own CONNACK format.
+  std::optional<std::uint8_t> level;
+  if (bytes.size() >= header_size + 2) {
+    std::size_t name_size = (std::size_t{bytes[header_size]} << 8) | bytes[header_size + 1];
+    if (bytes.size() > header_size + 2 + name_size) level = bytes[header_size + 2 + name_size];
+  }
+  if (level == 5) version_ = mqtt::ProtocolVersion::v5;
+  mqtt::Packet packet;
+  if (auto ec = mqtt::decode(bytes, version_, packet, mqtt::Sender::client)) {
+    const auto reason = reason_of(ec);
+    log::debug("connection from ", remote_address_, ": bad CONNECT: ", ec.message());
+    if (reason == mqtt::ReasonCode::unsupported_protocol_version) {
+      // The client's format is unknown: answer as 3.1.1 (return code 1), as Mosquitto does.
+      version_ = mqtt::ProtocolVersion::v3_1_1;
+      refuse(0x84);
+    } else if (is_v5()) {
+      refuse(static_cast<std::uint8_t>(reason));
+    } else if (reason == mqtt::ReasonCode::client_identifier_not_valid) {
+      refuse(0x85);
+    } else {
+      close(EndReason::abnormal, std::nullopt);
+    }
+    return;
+  }
+  on_connect(std::move(std::get<mqtt::Connect>(packet)));
+}
+
+void Connection::on_connect(mqtt::Connect connect) {
+  version_ = connect.version;
+  if (is_v5() && connect.properties.authentication_method) {
+    refuse(0x8C);  // no enhanced authentication
+    return;
+  }
+  bool assigned_id = false;
+  if (connect.client_id.empty()) {
+    if (!is_v5() && !connect.clean_start) {
+      refuse(0x85);  // 3.1.1: a persistent session needs a client id
+      return;
+    }
+    connect.client_id = core_.assign_client_id();
+    assigned_id = is_v5();
+  }
+  client_id_ = std::move(connect.client_id);
+  if (connect.will && !mqtt::valid_topic_name(connect.will->topic)) {
+    refuse(0x90);
+    return;
+  }
+  will_ = std::move(connect.will);
+  keep_alive_limit_ = std::chrono::milliseconds(connect.keep_alive * 1500);
+  const auto& properties = connect.properties;
+  if (is_v5()) {
+    session_expiry_ = properties.session_expiry_interval.value_or(0);
+    if (properties.receive_maximum) inflight_limit_ = *properties.receive_maximum;
+    client_max_packet_size_ = properties.maximum_packet_size.value_or(0);
+  } else {
+    session_expiry_ = connect.clean_start ? 0 : kSessionNeverExpires;
+  }
+  inflight_limit_ = std::min(inflight_limit_, core_.config.max_inflight_per_session);
+  if (inflight_limit_ == 0) inflight_limit_ = 1;
+  if (is_v5()) topic_aliases_.assign(kTopicAliasMaximum + 1, std::string());
+
+  request_.client_id = client_id_;
+  request_.username = std::move(connect.username);
+  request_.password = std::move(connect.password);
+  request_.remote_address = remote_address_;
+  if (!request_.username) request_.anonymous_instance = core_.config.anonymous_instance;
+
+  // Until the verdict is in, no further packet is processed (bytes wait in partial_).
+  phase_ = Phase::authenticating;
+  read_paused_ = true;
+  const bool clean_start = connect.clean_start;
+  auto executor = asio::prefer(socket_.get_executor(), asio::execution::outstanding_work.tracked);
+  core_.authenticator.authenticate(request_, [self = shared_from_this(), executor, clean_start,
+                                              assigned_id](auth::AuthResult result) mutable {
+    asio::post(executor, [self = std::move(self), result = std::move(result), clean_start,
+                          assigned_id]() mutable {
+      if (self->phase_ != Phase::authenticating) return;  // closed meanwhile
+      self->on_authenticated(std::move(result));
+      if (self->phase_ != Phase::connected) return;
+      bool session_present = false;
+      if (!self->attach_session(clean_start, session_present)) {
+        self->close(EndReason::revoked, std::nullopt);
+        return;
+      }
+      mqtt::Connack connack;
+      connack.session_present = session_present;
+      if (self->is_v5()) {
+        auto& p = connack.properties;
+        if (assigned_id) p.assigned_client_identifier = self->client_id_;
+        p.topic_alias_maximum = kTopicAliasMaximum;
+        p.maximum_packet_size = static_cast<std::uint32_t>(
+            std::min<std::size_t>(self->core_.config.max_packet_size, 268'435'460));
+        p.subscription_identifier_available = 0;
+        p.shared_subscription_available = 0;
+      }
+      self->send(connack);
+      log::info("client ", self->client_id_, " connected on ", self->identity_.instance_id, " (",
+                self->identity_.mode, " ", self->identity_.key_id, ", from ", self->remote_address_,
+                ", session present ", session_present, ")");
+      const auto now = Clock::now();
+      self->last_activity_ = now;
+      if (self->keep_alive_limit_.count() > 0) {
+        self->arm_timer(now + self->keep_alive_limit_);
+      } else {
+        self->timer_.cancel();
+      }
+      if (session_present) self->resend_inflight();
+      self->pump();
+      self->resume_reading();
+    });
+  });
+}
+
+// Runs the verdict: refuses, or binds to the revocation hub and moves to `connected`.
+void Connection::on_authenticated(auth::AuthResult result) {
+  request_.password.reset();
+  if (!result.accepted()) {
+    log::debug("client ", client_id_, " from ", remote_address_, " refused (",
+               static_cast<int>(result.refusal), ")");
+    refuse(refusal_code_v5(result.refusal));
+    return;
+  }
+  identity_ = std::move(*result.identity);
+  if (identity_.credential_serial != 0) {
+    // Bind before any takeover and before CONNACK: from here a revocation reaches us.
+    switch (core_.hub.bind(identity_.credential_serial, identity_.revocation_epoch,
+                           shared_from_this())) {
+      case auth::RevocationHub::BindResult::bound:
+        bound_serial_ = identity_.credential_serial;
+        break;
+      case auth::RevocationHub::BindResult::revoked:
+        log::info("client ", client_id_, " on ", identity_.instance_id, " (key ", identity_.key_id,
+                  ") refused: credential revoked during authentication");
+        core_.authenticator.record_failure(request_);
+        refuse(0x86);
+        return;
+      case auth::RevocationHub::BindResult::unknown:
+        refuse(0x88);
+        return;
+    }
+  }
+  instance_ = &core_.instance(identity_.instance_id);
+  phase_ = Phase::connected;
+}
+
+void Connection::refuse(std::uint8_t reason_code_v5) {
+  mqtt::Connack connack;
+  connack.reason_code = connack_code(version_, reason_code_v5);
+  send(connack);
+  close(EndReason::abnormal, std::nullopt);
+}
+
+// Session takeover / resumption under the instance lock, so racing CONNECTs for one client
+// id serialize here and never wait on each other's sockets.
+bool Connection::attach_session(bool clean_start, bool& session_present) {
+  std::shared_ptr<Connection> previous;
+  {
+    std::unique_lock lock(instance_->mutex);
+    // A revocation that arrived after bind() must not take over (and end) the live session.
+    if (revoked_.load(std::memory_order_acquire)) return false;
+    std::shared_ptr<Session> existing;
+    if (auto it = instance_->sessions.find(client_id_); it != instance_->sessions.end()) {
+      existing = it->second;
+    }
+    bool reusable = false;
+    if (existing) {
+      std::lock_guard session_lock(existing->mutex);
+      bool owner_revoked = false;
+      if (existing->owner != nullptr) {
+        previous = existing->owner_ref.lock();
+        owner_revoked = existing->owner_revoked->load(std::memory_order_acquire);
+      }
+      const bool expired = existing->owner == nullptr &&
+                           existing->expiry_interval != kSessionNeverExpires &&
+                           existing->expires_at <= Clock::now();
+      reusable = !clean_start && !owner_revoked && !existing->discarded && !expired;
+      if (reusable) {
+        existing->owner = this;
+        existing->owner_ref = weak_from_this();
+        existing->owner_revoked = &revoked_;
+        // A wake posted to the previous owner is lost with it; this connection pumps anyway.
+        existing->wake_pending = false;
+      }
+    }
+    if (reusable) {
+      instance_->expiring.erase(existing.get());
+      session_ = std::move(existing);
+      session_present = true;
+    } else {
+      if (existing) core_.discard_session_locked(*instance_, *existing);
+      session_ = std::make_shared<Session>(client_id_, *instance_);
+      session_->owner = this;
+      session_->owner_ref = weak_from_this();
+      session_->owner_revoked = &revoked_;
+      instance_->sessions.emplace(client_id_, session_);
+      core_.session_count.fetch_add(1, std::memory_order_relaxed);
+      session_present = false;
+    }
+    session_->expiry_interval = session_expiry_;
+  }
+  if (previous && previous.get() != this) {
+    log::info("client ", client_id_, " on ", identity_.instance_id, ": session taken over");
+    previous->post_close(mqtt::ReasonCode::session_taken_over);
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------
+// Packets after CONNECT
+
+void Connection::on_publish(mqtt::Publish& publish) {
+  // From revoke() on, nothing from this session is routed.
+  if (revoked_.load(std::memory_order_acquire)) return;
+  core_.messages_received.fetch_add(1, std::memory_order_relaxed);
+  if (is_v5() && publish.properties.topic_alias) {
+    const auto alias = *publish.properties.topic_alias;
+    if (alias == 0 || alias > kTopicAliasMaximum) {
+      fail(mqtt::ReasonCode::topic_alias_invalid);
+      return;
+    }
+    if (publish.topic.empty()) {
+      if (topic_aliases_[alias].empty()) {
+        fail(mqtt::ReasonCode::protocol_error);
+        return;
+      }
+      publish.topic = topic_aliases_[alias];
+    } else {
+      topic_aliases_[alias] = publish.topic;
+    }
+  }
+  if (!mqtt::valid_topic_name(publish.topic)) {
+    fail(mqtt::ReasonCode::topic_name_invalid);
+    return;
+  }
+  if (publish.qos == 2) {
+    bool duplicate;
+    {
+      std::lock_guard lock(session_->mutex);
+      duplicate = !session_->incoming_qos2.insert(publish.packet_id).second;
+    }
+    if (!duplicate) {
+      auto message = make_message(std::move(publish.topic), std::move(publish.payload), 2,
+                                  publish.retain, publish.properties);
+      if (message->retain) core_.retain(*instance_, message);
+      core_.route(*instance_, message, session_.get());
+    }
+    send(mqtt::Ack{mqtt::PacketType::pubrec, publish.packet_id, 0, {}});
+    flush();
+    return;
+  }
+  auto message = make_message(std::move(publish.topic), std::move(publish.payload), publish.qos,
+                              publish.retain, publish.properties);
+  if (message->retain) core_.retain(*instance_, message);
+  core_.route(*instance_, message, session_.get());
+  if (publish.qos == 1) {
+    send(mqtt::Ack{mqtt::PacketType::puback, publish.packet_id, 0, {}});
+    flush();
+  }
+}
+
+void Connection::on_subscribe(const mqtt::Subscribe& subscribe) {
+  mqtt::Suback suback;
+  suback.packet_id = subscribe.packet_id;
+  std::vector<std::pair<const std::string*, std::uint8_t>> retained_wanted;
+  {
+    std::unique_lock lock(instance_->mutex);
+    for (const auto& [filter, options] : subscribe.subscriptions) {
+      const bool shared = filter.starts_with("$share/");
+      if (!mqtt::valid_topic_filter(filter) || options.qos > 2) {
+        suback.reason_codes.push_back(is_v5() ? 0x8F : 0x80);
+        continue;
+      }
+      if (shared) {
+        suback.reason_codes.push_back(is_v5() ? 0x9E : 0x80);
+        continue;
+      }
+      auto granted = options;
+      bool is_new = instance_->subscriptions.insert(filter, session_.get(), granted);
+      session_->subscriptions.insert_or_assign(filter, granted);
+      suback.reason_codes.push_back(granted.qos);
+      if (granted.retain_handling == 0 || (granted.retain_handling == 1 && is_new)) {
+        retained_wanted.emplace_back(&filter, granted.qos);
+      }
+    }
+  }
+  send(suback);
+  // Retained messages go after the SUBACK: the session queue drains behind it.
+  for (const auto& [filter, qos] : retained_wanted) core_.deliver_retained(*session_, *filter, qos);
+  pump();
+}
+
+void Connection::on_unsubscribe(const mqtt::Unsubscribe& unsubscribe) {
+  mqtt::Unsuback unsuback;
+  unsuback.packet_id = unsubscribe.packet_id;
+  {
+    std::unique_lock lock(instance_->mutex);
+    for (const auto& filter : unsubscribe.topic_filters) {
+      bool existed = session_->subscriptions.erase(filter) > 0;
+      instance_->subscriptions.erase(filter, session_.get());
+      unsuback.reason_codes.push_back(existed ? 0x00 : 0x11);
+    }
+  }
+  send(unsuback);
+  flush();
+}
+
+void Connection::on_ack(const mqtt::Ack& ack) {
+  bool owned = true;
+  std::optional<mqtt::Ack> reply;
+  {
+    std::lock_guard lock(session_->mutex);
+    if (session_->owner != this) {
+      owned = false;  // taken over: the new connection owns the in-flight state
+    } else if (ack.type == mqtt::PacketType::pubrel) {
+      bool known = session_->incoming_qos2.erase(ack.packet_id) > 0;
+      reply = mqtt::Ack{mqtt::PacketType::pubcomp,
+                        ack.packet_id,
+                        static_cast<std::uint8_t>(known ? 0x00 : 0x92),
+                        {}};
+    } else {
+      auto it = session_->inflight.find(ack.packet_id);
+      if (ack.type == mqtt::PacketType::puback) {
+        if (it != session_->inflight.end() && it->second.qos == 1) session_->inflight.erase(it);
+      } else if (ack.type == mqtt::PacketType::pubrec) {
+        if (it == session_->inflight.end() || it->second.qos != 2) {
+          reply = mqtt::Ack{mqtt::PacketType::pubrel, ack.packet_id, 0x92, {}};
+        } else if (ack.reason_code >= 0x80) {
+          session_->inflight.erase(it);  // the receiver refused: the flow ends here
+        } else {
+          it->second.released = true;
+          it->second.message.reset();  // the payload is no longer needed
+          reply = mqtt::Ack{mqtt::PacketType::pubrel, ack.packet_id, 0, {}};
+        }
+      } else if (ack.type == mqtt::PacketType::pubcomp) {
+        if (it != session_->inflight.end() && it->second.released) session_->inflight.erase(it);
+      }
+    }
+  }
+  if (!owned) return;
+  if (reply) send(*reply);
+  pump();
+}
+
+void Connection::on_disconnect(const mqtt::Disconnect& disconnect) {
+  if (is_v5()) {
+    if (auto expiry = disconnect.properties.session_expiry_interval) {
+      if (session_expiry_ == 0 && *expiry != 0) {
+        fail(mqtt::ReasonCode::protocol_error);  // [MQTT-3.14.2-2]
+        return;
+      }
+      session_expiry_ = *expiry;
+      std::unique_lock lock(instance_->mutex);
+      if (session_->owner == this) session_->expiry_interval = session_expiry_;
+    }
+  }
+  // Only 5.0 "Disconnect with Will Message" keeps the will.
+  if (!(is_v5() && disconnect.reason_code == 0x04)) will_.reset();
+  close(EndReason::client_disconnect, std::nullopt);
+}
+
+// ---------------------------------------------------------------------------------------
+// Writing
+
+void Connection::send(const mqtt::Packet& packet) {
+  OutItem item;
+  mqtt::encode(packet, version_, item.bytes);
+  out_queue_.push_back(std::move(item));
+}
+
+std::uint16_t Connection::allocate_packet_id(Session& session) {
+  while (true) {
+    std::uint16_t id = session.next_packet_id++;
+    if (session.next_packet_id == 0) session.next_packet_id = 1;
+    if (id != 0 && !session.inflight.contains(id)) return id;
+  }
+}
+
+void Connection::resend_inflight() {
+  std::lock_guard lock(session_->mutex);
+  for (auto& [packet_id, inflight] : session_->inflight) {
+    if (inflight.released) {
+      send(mqtt::Ack{mqtt::PacketType::pubrel, packet_id, 0, {}});
+    } else {
+      OutItem item;
+      item.message = inflight.message;
+      item.qos = inflight.qos;
+      item.retain = inflight.retain;
+      item.dup = true;
+      item.packet_id = packet_id;
+      out_queue_.push_back(std::move(item));
+    }
+  }
+}
+
+// Moves deliverable messages from the session queue to the write queue, then writes.
+void Connection::pump() {
+  if (phase_ == Phase::connected && session_ && !revoked_.load(std::memory_order_acquire)) {
+    thread_local std::string size_probe;
+    std::lock_guard lock(session_->mutex);
+    if (session_->owner == this) {
+      auto& queue = session_->queue;
+      while (!queue.empty() && out_queue_.size() < kMaxBatch) {
+        Delivery& delivery = queue.front();
+        if (delivery.qos > 0 && session_->inflight.size() >= inflight_limit_) break;
+        const auto& message = *delivery.message;
+        if (client_max_packet_size_ != 0) {
+          size_probe.clear();
+          mqtt::encode_publish_header(size_probe, version_, delivery.qos, delivery.retain, false,
+                                      message.topic, delivery.qos ? 1 : 0, message.properties,
+                                      message.payload.size());
+          if (size_probe.size() + message.payload.size() > client_max_packet_size_) {
+            queue.pop_front();  // larger than the client accepts: discard [MQTT-3.1.2-24]
+            continue;
+          }
+        }
+        OutItem item;
+        item.qos = delivery.qos;
+        item.retain = delivery.retain;
+        if (delivery.qos > 0) {
+          item.packet_id = allocate_packet_id(*session_);
+          session_->inflight.emplace(item.packet_id, InflightMessage{delivery.message, delivery.qos,
+                                                                     delivery.retain, false});
+        }
+        item.message = std::move(delivery.message);
+        out_queue_.push_back(std::move(item));
+        queue.pop_front();
+      }
+      // While messages remain, the next write completion or ack pumps again.
+      if (queue.empty()) session_->wake_pending = false;
+    }
+  }
+  flush();
+}
+
+void Connection::flush() {
+  if (writing_ || out_queue_.empty() || socket_closed_ || send_shut_down_) return;
+  header_arena_.clear();
+  gather_.clear();
+  writing_items_.clear();
+  const bool revoked = revoked_.load(std::memory_order_acquire);
+  while (!out_queue_.empty() && writing_items_.size() < kMaxBatch) {
+    OutItem& item = out_queue_.front();
+    // Nothing more is delivered to a revoked session.
+    if (!(item.message && revoked)) {
+      if (item.message) {
+        const auto& message = *item.message;
+        item.header_offset = header_arena_.size();
+        static const mqtt::Properties no_properties;
+        mqtt::encode_publish_header(
+            header_arena_, version_, item.qos, item.retain, item.dup, message.topic, item.packet_id,
+            is_v5() ? message.properties : no_properties, message.payload.size());
+        item.header_size = header_arena_.size() - item.header_offset;
+      }
+      writing_items_.push_back(std::move(item));
+    }
+    out_queue_.pop_front();
+  }
+  // Buffers are taken only now: header_arena_ and writing_items_ no longer move.
+  for (const auto& item : writing_items_) {
+    if (item.message) {
+      gather_.push_back(asio::buffer(header_arena_.data() + item.header_offset, item.header_size));
+      if (!item.message->payload.empty()) gather_.push_back(asio::buffer(item.message->payload));
+    } else {
+      gather_.push_back(asio::buffer(item.bytes));
+    }
+  }
+  if (gather_.empty()) {
+    if (phase_ == Phase::closing) begin_lingering_close();
+    return;
+  }
+  writing_ = true;
+  asio::async_write(
+      socket_, gather_,
+      [self = shared_from_this()](const error_code& ec, std::size_t) { self->on_written(ec); });
+}
+
+void Connection::on_written(const error_code& ec) {
+  writing_ = false;
+  std::uint64_t publishes = 0;
+  for (const auto& item : writing_items_) publishes += item.message ? 1 : 0;
+  core_.messages_sent.fetch_add(publishes, std::memory_order_relaxed);
+  writing_items_.clear();
+  if (socket_closed_) return;
+  if (ec) {
+    abort_connection();
+    return;
+  }
+  if (phase_ == Phase::closing) {
+    if (out_queue_.empty()) {
+      begin_lingering_close();
+    } else {
+      flush();
+    }
+    return;
+  }
+  pump();
+}
+
+void Connection::post_wake() {
+  asio::post(socket_.get_executor(), [self = shared_from_this()] { self->pump(); });
+}
+
+// ---------------------------------------------------------------------------------------
+// Closing
+
+void Connection::revoke() {
+  if (revoked_.exchange(true, std::memory_order_acq_rel)) return;
+  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    log::info("client ", self->client_id_, " on ", self->identity_.instance_id, " (key ",
+              self->identity_.key_id, "): credential revoked, closing");
+    self->close(EndReason::revoked, mqtt::ReasonCode::administrative_action);
+  });
+}
+
+void Connection::post_close(mqtt::ReasonCode reason) {
+  asio::post(socket_.get_executor(), [self = shared_from_this(), reason] {
+    self->close(reason == mqtt::ReasonCode::session_taken_over ? EndReason::taken_over
+                                                               : EndReason::server_shutdown,
+                reason);
+  });
+}
+
+void Connection::fail(mqtt::ReasonCode reason) { close(EndReason::abnormal, reason); }
+
+void Connection::close(EndReason why, std::optional<mqtt::ReasonCode> disconnect_reason) {
+  if (phase_ == Phase::closing || socket_closed_) return;
+  const auto previous = phase_;
+  phase_ = Phase::closing;
+  if (why == EndReason::revoked || revoked_.load(std::memory_order_acquire)) {
+    why = EndReason::revoked;
+    out_queue_.clear();  // queued deliveries and acks are dropped; only the DISCONNECT goes
+  }
+  if (previous == Phase::connected || previous == Phase::authenticating) {
+    log::debug("client ", client_id_, " on ", identity_.instance_id, " closing (",
+               static_cast<int>(why), ", was ", phase_name(static_cast<int>(previous)), ")");
+  }
+  end_session(why);
+  // DISCONNECT is only sent on an established 5.0 connection.
+  if (disconnect_reason && is_v5() && previous == Phase::connected) {
+    send(mqtt::Disconnect{static_cast<std::uint8_t>(*disconnect_reason), {}});
+  }
+  // The close never waits on the peer longer than close_timeout.
+  arm_timer(Clock::now() + core_.config.close_timeout);
+  if (writing_) return;  // on_written continues the close
+  if (out_queue_.empty()) {
+    begin_lingering_close();
+  } else {
+    flush();
+  }
+}
+
+void Connection::abort_connection() {
+  if (socket_closed_) return;
+  if (phase_ != Phase::closing) {
+    log::debug("client ", client_id_, " from ", remote_address_, ": connection lost");
+    phase_ = Phase::closing;
+    end_session(revoked_.load() ? EndReason::revoked : EndReason::abnormal);
+  }
+  out_queue_.clear();
+  hard_close(false);
+}
+
+// Sends FIN, then discards input until the peer closes or close_timeout passes: closing with
+// unread input would send RST, which can destroy our DISCONNECT in the peer's buffer.
+void Connection::begin_lingering_close() {
+  if (send_shut_down_ || socket_closed_) return;
+  send_shut_down_ = true;
+  error_code ec;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  if (ec) {
+    hard_close(false);
+    return;
+  }
+  arm_read();
+}
+
+void Connection::hard_close(bool reset) {
+  if (socket_closed_) return;
+  socket_closed_ = true;
+  error_code ec;
+  if (reset) socket_.set_option(asio::socket_base::linger(true, 0), ec);
+  socket_.close(ec);
+  timer_.cancel();
+  out_queue_.clear();
+  core_.unregister_connection(this);
+}
+
+void Connection::end_session(EndReason why) {
+  if (session_ended_) return;
+  session_ended_ = true;
+  if (bound_serial_ != 0) core_.hub.unbind(bound_serial_, this);
+  const bool revoked = why == EndReason::revoked;
+  if (session_) {
+    log::info("client ", client_id_, " disconnected from ", identity_.instance_id,
+              revoked ? " (revoked)" : "");
+    std::unique_lock lock(instance_->mutex);
+    bool owned;
+    {
+      std::lock_guard session_lock(session_->mutex);
+      owned = session_->owner == this;
+      if (owned) {
+        session_->owner = nullptr;
+        session_->owner_ref.reset();
+        session_->owner_revoked = nullptr;
+        session_->wake_pending = false;
+      }
+    }
+    if (owned) {
+      // A revoked session's state is discarded whatever its expiry.
+      if (revoked || session_->expiry_interval == 0) {
+        core_.discard_session_locked(*instance_, *session_);
+      } else if (session_->expiry_interval != kSessionNeverExpires) {
+        session_->expires_at = Clock::now() + std::chrono::seconds(session_->expiry_interval);
+        instance_->expiring.insert(session_.get());
+      }
+    }
+  }
+  // No will on a clean DISCONNECT (will_ was reset), on shutdown, and never when revoked.
+  if (session_ && will_ && !revoked && why != EndReason::server_shutdown) publish_will();
+  will_.reset();
+}
+
+void Connection::publish_will() {
+  auto& will = *will_;
+  auto message = make_message(std::move(will.topic), std::move(will.payload), will.qos, will.retain,
+                              will.properties);
+  log::debug("client ", client_id_, " on ", identity_.instance_id, ": publishing will");
+  if (message->retain) core_.retain(*instance_, message);
+  core_.route(*instance_, message, nullptr);
+}
+
+// ---------------------------------------------------------------------------------------
+// Deadlines
+
+void Connection::arm_timer(Clock::time_point deadline) {
+  timer_.expires_at(deadline);
+  timer_.async_wait([self = shared_from_this()](const error_code& ec) { self->on_timer(ec); });
+}
+
+void Connection::on_timer(const error_code& ec) {
+  if (ec || socket_closed_) return;
+  const auto now = Clock::now();
+  if (now < timer_.expiry()) return;  // a stale completion of a replaced wait
+  switch (phase_) {
+    case Phase::awaiting_connect:
+    case Phase::authenticating:
+      log::debug("connection from ", remote_address_, ": no CONNECT in time");
+      phase_ = Phase::closing;
+      end_session(EndReason::abnormal);
+      hard_close(false);
+      break;
+    case Phase::connected:
+      if (keep_alive_limit_.count() == 0) break;
+      if (now - last_activity_ >= keep_alive_limit_) {
+        log::info("client ", client_id_, " on ", identity_.instance_id, ": keep alive timeout");
+        close(EndReason::abnormal, mqtt::ReasonCode::keep_alive_timeout);
+      } else {
+        arm_timer(last_activity_ + keep_alive_limit_);
+      }
+      break;
+    case Phase::closing:
+      hard_close(true);  // the peer does not read (or does not close): reset
+      break;
+  }
+}
+
+}  // namespace credmq::broker::detail

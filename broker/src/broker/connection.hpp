@@ -1,0 +1,142 @@
+// One MQTT network connection: reads and frames packets, runs CONNECT/authentication,
+// attaches to a Session, writes queued packets, and closes (including on revocation).
+// Everything except revoke()/the post_* functions runs on the connection's own io_context
+// thread, so its members need no locking.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core.hpp"
+#include "credmq/auth/authenticator.hpp"
+#include "credmq/auth/revocation_hub.hpp"
+#include "credmq/mqtt/codec.hpp"
+#include "credmq/mqtt/packets.hpp"
+
+namespace credmq::broker::detail {
+
+class Connection : public auth::RevocableSession, public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(Core& core, boost::asio::ip::tcp::socket socket);
+  ~Connection() override;
+
+  void start();
+
+  // Any thread. Marks the session dead at once and posts the close (DISCONNECT 0x98).
+  void revoke() override;
+  // Any thread: post a server-initiated close (stop(): 0x8B; takeover: 0x8E).
+  void post_close(mqtt::ReasonCode reason);
+  // Any thread: post a drain of the session queue.
+  void post_wake();
+
+ private:
+  enum class Phase { awaiting_connect, authenticating, connected, closing };
+  enum class EndReason { client_disconnect, abnormal, taken_over, revoked, server_shutdown };
+
+  // An encoded control packet, or a PUBLISH whose header is encoded at write time and whose
+  // payload is the shared message's bytes.
+  struct OutItem {
+    MessagePtr message;
+    std::string bytes;
+    std::uint8_t qos = 0;
+    bool retain = false;
+    bool dup = false;
+    std::uint16_t packet_id = 0;
+    std::size_t header_offset = 0;  // into header_arena_, while being written
+    std::size_t header_size = 0;
+  };
+
+  // Reading.
+  void arm_read();
+  void on_readable(const boost::system::error_code& ec);
+  void consume(std::span<const std::uint8_t> fresh);
+  void handle_packet(std::span<const std::uint8_t> bytes, std::uint8_t first_byte);
+  void resume_reading();
+
+  // CONNECT.
+  void handle_first_packet(std::span<const std::uint8_t> bytes, std::size_t header_size);
+  void on_connect(mqtt::Connect connect);
+  void on_authenticated(auth::AuthResult result);
+  void refuse(std::uint8_t reason_code_v5);
+  bool attach_session(bool clean_start, bool& session_present);
+
+  // Packets after CONNECT.
+  void on_publish(mqtt::Publish& publish);
+  void on_subscribe(const mqtt::Subscribe& subscribe);
+  void on_unsubscribe(const mqtt::Unsubscribe& unsubscribe);
+  void on_ack(const mqtt::Ack& ack);
+  void on_disconnect(const mqtt::Disconnect& disconnect);
+
+  // Writing.
+  void send(const mqtt::Packet& packet);
+  void resend_inflight();
+  void pump();
+  void flush();
+  void on_written(const boost::system::error_code& ec);
+  std::uint16_t allocate_packet_id(Session& session);
+
+  // Closing.
+  void close(EndReason why, std::optional<mqtt::ReasonCode> disconnect_reason);
+  void fail(mqtt::ReasonCode reason);  // protocol violation: DISCONNECT (5.0) and close
+  void abort_connection();             // the socket failed: no more writes
+  void end_session(EndReason why);
+  void begin_lingering_close();
+  void hard_close(bool reset);
+  void publish_will();
+
+  // Deadlines (connect timeout, keep alive, close timeout) share one timer.
+  void arm_timer(std::chrono::steady_clock::time_point deadline);
+  void on_timer(const boost::system::error_code& ec);
+
+  bool is_v5() const { return version_ == mqtt::ProtocolVersion::v5; }
+
+  Core& core_;
+  boost::asio::ip::tcp::socket socket_;
+  boost::asio::steady_timer timer_;
+  std::string remote_address_;
+  Phase phase_ = Phase::awaiting_connect;
+  std::atomic<bool> revoked_{false};
+  bool session_ended_ = false;
+  bool socket_closed_ = false;
+  bool send_shut_down_ = false;
+
+  // Read side: only an incomplete packet is kept per connection.
+  std::vector<std::uint8_t> partial_;
+  bool read_armed_ = false;
+  bool read_paused_ = false;
+  std::chrono::steady_clock::time_point last_activity_;
+
+  // Session.
+  mqtt::ProtocolVersion version_ = mqtt::ProtocolVersion::v3_1_1;
+  std::string client_id_;
+  std::chrono::milliseconds keep_alive_limit_{0};
+  std::optional<mqtt::Will> will_;
+  auth::ConnectRequest request_;  // kept for record_failure; password cleared after auth
+  auth::Identity identity_;
+  std::int64_t bound_serial_ = 0;
+  Instance* instance_ = nullptr;
+  std::shared_ptr<Session> session_;
+  std::uint32_t session_expiry_ = 0;
+  std::size_t inflight_limit_ = 65535;
+  std::uint32_t client_max_packet_size_ = 0;  // 0 = no limit announced
+  std::vector<std::string> topic_aliases_;
+
+  // Write side.
+  std::deque<OutItem> out_queue_;
+  std::vector<OutItem> writing_items_;
+  std::string header_arena_;
+  std::vector<boost::asio::const_buffer> gather_;
+  bool writing_ = false;
+};
+
+}  // namespace credmq::broker::detail

@@ -1,0 +1,190 @@
+#include "core.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <random>
+
+#include "credmq/common/log.hpp"
+#include "credmq/mqtt/codec.hpp"
+
+namespace credmq::broker::detail {
+
+MessagePtr make_message(std::string topic, std::string payload, std::uint8_t qos, bool retain,
+                        const mqtt::Properties& from) {
+  auto message = std::make_shared<Message>();
+  message->topic = std::move(topic);
+  message->payload = std::move(payload);
+  message->qos = qos;
+  message->retain = retain;
+  auto& to = message->properties;
+  to.payload_format_indicator = from.payload_format_indicator;
+  to.message_expiry_interval = from.message_expiry_interval;
+  to.content_type = from.content_type;
+  to.response_topic = from.response_topic;
+  to.correlation_data = from.correlation_data;
+  to.user_properties = from.user_properties;
+  return message;
+}
+
+Core::Core(BrokerConfig cfg, auth::Authenticator& auth, auth::RevocationHub& revocation_hub)
+    : config(std::move(cfg)), authenticator(auth), hub(revocation_hub) {
+  std::random_device random;
+  char prefix[32];
+  std::snprintf(prefix, sizeof prefix, "auto-%08x%08x-", random(), random());
+  client_id_prefix_ = prefix;
+}
+
+Instance& Core::instance(const std::string& id) {
+  std::lock_guard lock(instances_mutex_);
+  auto& slot = instances_[id];
+  if (!slot) slot = std::make_unique<Instance>(id);
+  return *slot;
+}
+
+void Core::route(Instance& instance, const MessagePtr& message, const Session* publisher) {
+  thread_local std::vector<TopicTree::Match> matches;
+  matches.clear();
+  std::shared_lock lock(instance.mutex);
+  instance.subscriptions.match(message->topic, matches);
+  if (matches.empty()) return;
+  // Overlapping subscriptions of one session: one copy at the highest granted QoS.
+  std::sort(matches.begin(), matches.end(),
+            [](const auto& a, const auto& b) { return a.session < b.session; });
+  for (std::size_t i = 0; i < matches.size();) {
+    Session* session = matches[i].session;
+    int qos = -1;
+    bool retain_as_published = false;
+    for (; i < matches.size() && matches[i].session == session; ++i) {
+      const auto& options = matches[i].options;
+      if (options.no_local && session == publisher) continue;
+      qos = std::max<int>(qos, options.qos);
+      retain_as_published = retain_as_published || options.retain_as_published;
+    }
+    if (qos < 0) continue;
+    enqueue(*session, {message, static_cast<std::uint8_t>(std::min<int>(qos, message->qos)),
+                       retain_as_published && message->retain});
+  }
+}
+
+void Core::retain(Instance& instance, const MessagePtr& message) {
+  std::lock_guard lock(instance.retained_mutex);
+  if (message->payload.empty()) {
+    instance.retained.erase(message->topic);
+  } else {
+    instance.retained.insert_or_assign(message->topic, message);
+  }
+}
+
+void Core::deliver_retained(Session& session, std::string_view filter, std::uint8_t granted_qos) {
+  std::vector<MessagePtr> found;
+  {
+    std::lock_guard lock(session.instance.retained_mutex);
+    for (const auto& [topic, message] : session.instance.retained) {
+      if (mqtt::topic_matches(filter, topic)) found.push_back(message);
+    }
+  }
+  for (auto& message : found) {
+    auto qos = std::min(granted_qos, message->qos);
+    enqueue(session, {std::move(message), qos, true});
+  }
+}
+
+void Core::enqueue(Session& session, Delivery delivery) {
+  std::shared_ptr<Connection> to_wake;
+  {
+    std::lock_guard lock(session.mutex);
+    if (session.discarded) return;
+    if (session.owner == nullptr) {
+      if (delivery.qos == 0) return;  // offline sessions keep QoS 1/2 only (as Mosquitto)
+    } else if (session.owner_revoked->load(std::memory_order_acquire)) {
+      return;  // nothing is delivered to a revoked session
+    }
+    if (session.queue.size() >= config.max_queued_per_session) {
+      log::debug("queue full for client ", session.client_id, " on ", session.instance.id,
+                 ": message dropped");
+      return;
+    }
+    session.queue.push_back(std::move(delivery));
+    if (session.owner != nullptr && !session.wake_pending) {
+      session.wake_pending = true;
+      to_wake = session.owner_ref.lock();
+    }
+  }
+  if (to_wake) wake_connection(to_wake);
+}
+
+void Core::discard_session_locked(Instance& instance, Session& session) {
+  for (const auto& [filter, options] : session.subscriptions) {
+    instance.subscriptions.erase(filter, &session);
+  }
+  session.subscriptions.clear();
+  instance.expiring.erase(&session);
+  if (auto it = instance.sessions.find(session.client_id);
+      it != instance.sessions.end() && it->second.get() == &session) {
+    instance.sessions.erase(it);
+    session_count.fetch_sub(1, std::memory_order_relaxed);
+  }
+  std::lock_guard lock(session.mutex);
+  session.discarded = true;
+  session.queue.clear();
+  session.inflight.clear();
+  session.incoming_qos2.clear();
+}
+
+void Core::expire_sessions() {
+  std::vector<Instance*> all;
+  {
+    std::lock_guard lock(instances_mutex_);
+    for (auto& [id, instance] : instances_) all.push_back(instance.get());
+  }
+  const auto now = std::chrono::steady_clock::now();
+  for (Instance* instance : all) {
+    std::unique_lock lock(instance->mutex);
+    std::vector<std::shared_ptr<Session>> expired;
+    for (Session* session : instance->expiring) {
+      if (session->expires_at <= now) {
+        if (auto it = instance->sessions.find(session->client_id);
+            it != instance->sessions.end() && it->second.get() == session) {
+          expired.push_back(it->second);
+        }
+      }
+    }
+    for (auto& session : expired) {
+      log::debug("session ", session->client_id, " on ", instance->id, " expired");
+      discard_session_locked(*instance, *session);
+    }
+  }
+}
+
+std::string Core::assign_client_id() {
+  return client_id_prefix_ + std::to_string(next_client_id_.fetch_add(1) + 1);
+}
+
+bool Core::register_connection(const std::shared_ptr<Connection>& connection) {
+  std::lock_guard lock(connections_mutex_);
+  if (stopping_) return false;
+  connections_.emplace(connection.get(), connection);
+  return true;
+}
+
+void Core::unregister_connection(const Connection* connection) {
+  std::lock_guard lock(connections_mutex_);
+  connections_.erase(connection);
+}
+
+std::vector<std::shared_ptr<Connection>> Core::begin_stopping() {
+  std::lock_guard lock(connections_mutex_);
+  stopping_ = true;
+  std::vector<std::shared_ptr<Connection>> live;
+  for (auto& [raw, weak] : connections_) {
+    if (auto connection = weak.lock()) live.push_back(std::move(connection));
+  }
+  return live;
+}
+
+std::size_t Core::connection_count() const {
+  std::lock_guard lock(connections_mutex_);
+  return connections_.size();
+}
+
+}  // namespace credmq::broker::detail

@@ -1,0 +1,156 @@
+// State shared by every connection of one Broker: instances (session tables, subscription
+// trees, retained messages), routing, and the connection registry. No Asio here, so this
+// compiles fast; connections are reached through the functions declared at the bottom.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "credmq/auth/authenticator.hpp"
+#include "credmq/auth/revocation_hub.hpp"
+#include "credmq/broker/broker.hpp"
+#include "credmq/mqtt/packets.hpp"
+#include "topic_tree.hpp"
+
+namespace credmq::broker::detail {
+
+class Connection;
+struct Instance;
+
+// One application message; shared (never copied) by every subscriber it is delivered to.
+struct Message {
+  std::string topic;
+  std::string payload;
+  std::uint8_t qos = 0;
+  bool retain = false;
+  mqtt::Properties properties;  // only the ones forwarded to subscribers (MQTT 5)
+};
+using MessagePtr = std::shared_ptr<const Message>;
+
+// Builds a Message, keeping only the properties a server forwards.
+MessagePtr make_message(std::string topic, std::string payload, std::uint8_t qos, bool retain,
+                        const mqtt::Properties& from);
+
+struct Delivery {
+  MessagePtr message;
+  std::uint8_t qos = 0;
+  bool retain = false;
+};
+
+struct InflightMessage {
+  MessagePtr message;
+  std::uint8_t qos = 1;
+  bool retain = false;
+  bool released = false;  // QoS 2: PUBREC received and PUBREL sent; waiting for PUBCOMP
+};
+
+constexpr std::uint32_t kSessionNeverExpires = 0xFFFFFFFF;
+
+// The server side of an MQTT session; outlives its connections when persistent.
+struct Session {
+  Session(std::string id, Instance& in) : client_id(std::move(id)), instance(in) {}
+
+  const std::string client_id;
+  Instance& instance;
+
+  std::mutex mutex;
+  // --- guarded by mutex ---
+  Connection* owner = nullptr;  // the live connection, if any
+  std::weak_ptr<Connection> owner_ref;
+  const std::atomic<bool>* owner_revoked = nullptr;  // the owner's revoked flag
+  bool wake_pending = false;   // a drain of `queue` is posted to the owner or will run anyway
+  bool discarded = false;      // removed from its instance; deliveries are dropped
+  std::deque<Delivery> queue;  // not yet sent (waiting for the owner or for in-flight quota)
+  std::map<std::uint16_t, InflightMessage> inflight;  // outgoing QoS 1/2, by packet id
+  std::uint16_t next_packet_id = 1;
+  std::unordered_set<std::uint16_t> incoming_qos2;  // PUBLISH QoS 2 ids awaiting PUBREL
+
+  // --- guarded by instance.mutex ---
+  std::map<std::string, mqtt::SubscribeOptions, std::less<>> subscriptions;
+  std::uint32_t expiry_interval = 0;  // seconds after the connection ends
+  std::chrono::steady_clock::time_point expires_at{};
+};
+
+// One InstanceId: an isolated namespace of client ids, subscriptions and retained messages.
+struct Instance {
+  explicit Instance(std::string instance_id) : id(std::move(instance_id)) {}
+  const std::string id;
+
+  // Routing takes it shared; session table and subscription changes take it exclusive.
+  // Lock order: Instance::mutex, then Session::mutex; retained_mutex is never nested.
+  std::shared_mutex mutex;
+  std::unordered_map<std::string, std::shared_ptr<Session>> sessions;
+  TopicTree subscriptions;
+  std::unordered_set<Session*> expiring;  // offline sessions with a finite expiry
+
+  std::mutex retained_mutex;
+  std::map<std::string, MessagePtr, std::less<>> retained;
+};
+
+class Core {
+ public:
+  Core(BrokerConfig config, auth::Authenticator& authenticator, auth::RevocationHub& hub);
+
+  const BrokerConfig config;
+  auth::Authenticator& authenticator;
+  auth::RevocationHub& hub;
+
+  std::atomic<std::uint64_t> messages_received{0};
+  std::atomic<std::uint64_t> messages_sent{0};
+  std::atomic<std::size_t> session_count{0};
+
+  // Creates the instance on first use; the reference stays valid for the Core's lifetime.
+  Instance& instance(const std::string& id);
+
+  // Delivers `message` to every matching session of `instance` (one copy per session, at the
+  // highest granted QoS). `publisher` is for No Local; may be null.
+  void route(Instance& instance, const MessagePtr& message, const Session* publisher);
+  // Stores (or, for an empty payload, deletes) the retained message for its topic.
+  void retain(Instance& instance, const MessagePtr& message);
+  // Queues the retained messages matching `filter` to `session` (retain flag set).
+  void deliver_retained(Session& session, std::string_view filter, std::uint8_t granted_qos);
+  // Queues one delivery; drops it if the session is discarded, revoked, offline with QoS 0,
+  // or its queue is full. Wakes the owner connection.
+  void enqueue(Session& session, Delivery delivery);
+
+  // Removes the session from its instance: subscriptions, table entry, queued state.
+  // Caller holds instance.mutex exclusively and not session.mutex.
+  void discard_session_locked(Instance& instance, Session& session);
+  // Discards offline sessions whose expiry has passed.
+  void expire_sessions();
+
+  std::string assign_client_id();
+
+  // Connection registry (for stop() and stats).
+  bool register_connection(const std::shared_ptr<Connection>& connection);  // false if stopping
+  void unregister_connection(const Connection* connection);
+  std::vector<std::shared_ptr<Connection>> begin_stopping();
+  std::size_t connection_count() const;
+
+ private:
+  std::mutex instances_mutex_;
+  std::unordered_map<std::string, std::unique_ptr<Instance>> instances_;
+
+  std::string client_id_prefix_;
+  std::atomic<std::uint64_t> next_client_id_{0};
+
+  mutable std::mutex connections_mutex_;
+  std::unordered_map<const Connection*, std::weak_ptr<Connection>> connections_;
+  bool stopping_ = false;
+};
+
+// Implemented in connection.cpp: posts a drain of the session queue to the connection.
+void wake_connection(const std::shared_ptr<Connection>& connection);
+
+}  // namespace credmq::broker::detail
