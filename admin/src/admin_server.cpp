@@ -130,6 +130,14 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void on_read(beast::error_code ec, std::size_t) {
+    host_id_ = core_.listener_host_id;
+    {
+      // Fields parsed so far, even when the body or the header failed: for the reply.
+      const auto& header = parser_->get();
+      const std::string_view host = header[http::field::host];
+      if (!host.empty()) host_id_ = host;
+      version_ = header.version() == 10 ? 10 : 11;
+    }
     if (ec == http::error::end_of_stream || ec == http::error::partial_message) return close();
     if (ec == http::error::body_limit) {
       keep_alive_ = false;
@@ -143,10 +151,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) return close();  // timeout, reset...
 
     const auto& request = parser_->get();
-    version_ = request.version();
     keep_alive_ = request.keep_alive();
-    const std::string_view host = request[http::field::host];
-    host_id_ = host.empty() ? core_.listener_host_id : std::string(host);
 
     const std::string_view target = request.target();
     const auto question = target.find('?');
@@ -188,8 +193,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void reply_error(unsigned status, std::string_view code, std::string_view message) {
-    reply(make_error_response(status, code, message,
-                              host_id_.empty() ? core_.listener_host_id : host_id_));
+    log::info("admin: HTTP-level refusal -> ", status, " ", code);
+    reply(make_error_response(status, code, message, host_id_));
   }
 
   void reply(ApiResponse api_response) {
