@@ -1,0 +1,970 @@
+// In-process broker tests: a Broker on 127.0.0.1:0 with a fake Authenticator and a real
+// RevocationHub, driven by raw TCP clients that send exact MQTT bytes and check the replies.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "credmq/auth/authenticator.hpp"
+#include "credmq/auth/revocation_hub.hpp"
+#include "credmq/broker/broker.hpp"
+#include "credmq/mqtt/codec.hpp"
+#include "credmq/mqtt/packets.hpp"
+
+namespace credmq::broker {
+namespace {
+
+using namespace std::chrono_literals;
+using mqtt::ProtocolVersion;
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kWait = 3s;  // deadline for anything that should happen
+
+// Usernames: "ok|<instance>|<serial>" accepts; "bad", "deny", "down" refuse with
+// bad_credentials, not_authorized, server_unavailable. No username: accepted on the anonymous
+// instance when the listener offers one. Verdicts come from a worker thread, like a store
+// lookup; serials marked revoked (the "committed row change") fail the lookup.
+class FakeAuthenticator : public auth::Authenticator {
+ public:
+  explicit FakeAuthenticator(auth::RevocationHub& hub) : hub_(hub), worker_([this] { run(); }) {}
+  ~FakeAuthenticator() override {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    worker_.join();
+  }
+
+  void authenticate(auth::ConnectRequest request,
+                    std::function<void(auth::AuthResult)> done) override {
+    {
+      std::lock_guard lock(mutex_);
+      jobs_.push_back(
+          [this, request = std::move(request), done = std::move(done)] { done(decide(request)); });
+    }
+    wake_.notify_one();
+  }
+  void record_failure(const auth::ConnectRequest&) override { ++failures; }
+
+  // The "commit" of a revocation: later lookups of this serial fail.
+  void mark_revoked(std::int64_t serial) {
+    std::lock_guard lock(mutex_);
+    revoked_.insert(serial);
+  }
+  // Holds verdicts until release() (to test what happens while authentication is in flight).
+  void hold() {
+    std::lock_guard lock(mutex_);
+    held_ = true;
+  }
+  void release() {
+    {
+      std::lock_guard lock(mutex_);
+      held_ = false;
+    }
+    wake_.notify_all();
+  }
+
+  std::atomic<int> failures{0};
+
+ private:
+  auth::AuthResult decide(const auth::ConnectRequest& request) {
+    auth::AuthResult result;
+    const auto epoch = hub_.epoch();  // read before the "lookup", as the real one does
+    if (!request.username) {
+      if (request.anonymous_instance) {
+        result.identity = auth::Identity{*request.anonymous_instance, "Anonymous", "", 0, epoch};
+      } else {
+        result.refusal = auth::Refusal::not_authorized;
+      }
+      return result;
+    }
+    const std::string& name = *request.username;
+    if (name == "bad") return result;
+    if (name == "deny") {
+      result.refusal = auth::Refusal::not_authorized;
+      return result;
+    }
+    if (name == "down") {
+      result.refusal = auth::Refusal::server_unavailable;
+      return result;
+    }
+    auto first = name.find('|');
+    auto second = name.find('|', first + 1);
+    if (name.substr(0, first) != "ok" || second == std::string::npos) return result;
+    std::int64_t serial = std::stoll(name.substr(second + 1));
+    {
+      std::lock_guard lock(mutex_);
+      if (revoked_.contains(serial)) return result;  // the row is gone
+    }
+    result.identity = auth::Identity{name.substr(first + 1, second - first - 1), "DeviceCredential",
+                                     "DC.key" + std::to_string(serial), serial, epoch};
+    return result;
+  }
+
+  void run() {
+    std::unique_lock lock(mutex_);
+    while (true) {
+      wake_.wait(lock, [this] { return stopping_ || (!held_ && !jobs_.empty()); });
+      if (jobs_.empty() || (held_ && !stopping_)) {
+        if (stopping_) return;
+        continue;
+      }
+      auto job = std::move(jobs_.front());
+      jobs_.pop_front();
+      lock.unlock();
+      job();
+      lock.lock();
+    }
+  }
+
+  auth::RevocationHub& hub_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::function<void()>> jobs_;
+  std::set<std::int64_t> revoked_;
+  bool held_ = false;
+  bool stopping_ = false;
+  std::thread worker_;
+};
+
+// A blocking MQTT client over a raw socket, with deadlines on every read.
+class Client {
+ public:
+  Client(const boost::asio::ip::tcp::endpoint& endpoint, ProtocolVersion version)
+      : version_(version) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(endpoint.port());
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+      ADD_FAILURE() << "connect failed";
+    }
+    int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  ~Client() { close(); }
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+  // Errors are ignored: some tests write to a connection the broker is closing.
+  void send_bytes(std::string_view bytes) {
+    while (!bytes.empty()) {
+      auto n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n <= 0) return;
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+  }
+  void send(const mqtt::Packet& packet) {
+    std::string bytes;
+    mqtt::encode(packet, version_, bytes);
+    send_bytes(bytes);
+  }
+
+  // The next packet, or nullopt on EOF (eof() true) or when `timeout` passes.
+  std::optional<mqtt::Packet> receive(std::chrono::milliseconds timeout = kWait) {
+    const auto deadline = Clock::now() + timeout;
+    while (true) {
+      auto bytes = std::span<const std::uint8_t>(
+          reinterpret_cast<const std::uint8_t*>(buffer_.data()), buffer_.size());
+      auto frame = mqtt::frame(bytes, 1 << 28);
+      if (frame.status == mqtt::Frame::Status::error) {
+        ADD_FAILURE() << "bad frame from broker";
+        return std::nullopt;
+      }
+      if (frame.status == mqtt::Frame::Status::complete && bytes.size() >= frame.total_size()) {
+        mqtt::Packet packet;
+        auto ec =
+            mqtt::decode(bytes.first(frame.total_size()), version_, packet, mqtt::Sender::server);
+        buffer_.erase(0, frame.total_size());
+        if (ec) {
+          ADD_FAILURE() << "undecodable packet from broker: " << ec.message();
+          return std::nullopt;
+        }
+        return packet;
+      }
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      if (left.count() <= 0) return std::nullopt;
+      pollfd descriptor{fd_, POLLIN, 0};
+      if (::poll(&descriptor, 1, static_cast<int>(left.count())) <= 0) continue;
+      char chunk[65536];
+      auto n = ::recv(fd_, chunk, sizeof chunk, 0);
+      if (n <= 0) {
+        eof_ = true;
+        return std::nullopt;
+      }
+      buffer_.append(chunk, static_cast<std::size_t>(n));
+    }
+  }
+
+  template <class T>
+  T expect(std::chrono::milliseconds timeout = kWait) {
+    auto packet = receive(timeout);
+    if (!packet) {
+      ADD_FAILURE() << (eof_ ? "EOF" : "timeout") << " waiting for a packet";
+      return T{};
+    }
+    if (auto* typed = std::get_if<T>(&*packet)) return std::move(*typed);
+    ADD_FAILURE() << "unexpected packet type, variant index " << packet->index();
+    return T{};
+  }
+
+  // True if the broker closes the connection within `timeout` (packets before it ignored).
+  bool wait_eof(std::chrono::milliseconds timeout = kWait) {
+    const auto deadline = Clock::now() + timeout;
+    while (!eof_ && Clock::now() < deadline) {
+      receive(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+    }
+    return eof_;
+  }
+  bool eof() const { return eof_; }
+  ProtocolVersion version() const { return version_; }
+
+  mqtt::Connack connect(mqtt::Connect connect) {
+    connect.version = version_;
+    send(connect);
+    return expect<mqtt::Connack>();
+  }
+
+  void subscribe(const std::string& filter, std::uint8_t qos, std::uint16_t packet_id = 1) {
+    mqtt::Subscribe subscribe;
+    subscribe.packet_id = packet_id;
+    subscribe.subscriptions.push_back({filter, mqtt::SubscribeOptions{qos}});
+    send(subscribe);
+    auto suback = expect<mqtt::Suback>();
+    ASSERT_EQ(suback.packet_id, packet_id);
+    ASSERT_EQ(suback.reason_codes, std::vector<std::uint8_t>{qos});
+  }
+
+  void publish(const std::string& topic, const std::string& payload, std::uint8_t qos = 0,
+               bool retain = false, std::uint16_t packet_id = 0) {
+    mqtt::Publish publish;
+    publish.topic = topic;
+    publish.payload = payload;
+    publish.qos = qos;
+    publish.retain = retain;
+    publish.packet_id = qos > 0 ? (packet_id ? packet_id : next_packet_id_++) : 0;
+    send(publish);
+    if (qos == 1) {
+      EXPECT_EQ(expect<mqtt::Ack>().type, mqtt::PacketType::puback);
+    } else if (qos == 2) {
+      auto pubrec = expect<mqtt::Ack>();
+      EXPECT_EQ(pubrec.type, mqtt::PacketType::pubrec);
+      send(mqtt::Ack{mqtt::PacketType::pubrel, publish.packet_id, 0, {}});
+      auto pubcomp = expect<mqtt::Ack>();
+      EXPECT_EQ(pubcomp.type, mqtt::PacketType::pubcomp);
+      EXPECT_EQ(pubcomp.packet_id, publish.packet_id);
+    }
+  }
+
+  void ping() {
+    send(mqtt::Pingreq{});
+    expect<mqtt::Pingresp>();
+  }
+
+ private:
+  ProtocolVersion version_;
+  int fd_ = -1;
+  std::string buffer_;
+  bool eof_ = false;
+  std::uint16_t next_packet_id_ = 100;
+};
+
+mqtt::Connect make_connect(std::string client_id, std::optional<std::string> username,
+                           bool clean_start = true, std::uint16_t keep_alive = 0) {
+  mqtt::Connect connect;
+  connect.client_id = std::move(client_id);
+  connect.username = std::move(username);
+  if (connect.username) connect.password = "secret";
+  connect.clean_start = clean_start;
+  connect.keep_alive = keep_alive;
+  return connect;
+}
+
+std::string user(const std::string& instance = "i1", std::int64_t serial = 0) {
+  return "ok|" + instance + "|" + std::to_string(serial);
+}
+
+class BrokerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { start_broker(default_config()); }
+  void TearDown() override { broker_.reset(); }
+
+  static BrokerConfig default_config() {
+    BrokerConfig config;
+    config.listen.emplace_back(boost::asio::ip::make_address("127.0.0.1"), 0);
+    config.anonymous_instance = "anon";
+    config.io_threads = 2;
+    config.connect_timeout = 1000ms;
+    config.close_timeout = 200ms;
+    return config;
+  }
+
+  void start_broker(BrokerConfig config) {
+    broker_.reset();
+    broker_ = std::make_unique<Broker>(std::move(config), auth_, hub_);
+    broker_->start();
+    endpoint_ = broker_->bound_endpoints().at(0);
+  }
+
+  std::unique_ptr<Client> client(ProtocolVersion version = ProtocolVersion::v3_1_1) {
+    return std::make_unique<Client>(endpoint_, version);
+  }
+  // A connected client (CONNACK 0 checked).
+  std::unique_ptr<Client> connected(const std::string& client_id,
+                                    ProtocolVersion version = ProtocolVersion::v3_1_1,
+                                    const std::string& username = user(), bool clean = true) {
+    auto c = client(version);
+    auto connack = c->connect(make_connect(client_id, username, clean));
+    EXPECT_EQ(connack.reason_code, 0) << client_id;
+    return c;
+  }
+
+  // Waits until a predicate holds (polling a broker-side counter), with a deadline.
+  template <class Predicate>
+  bool eventually(Predicate predicate, std::chrono::milliseconds timeout = kWait) {
+    const auto deadline = Clock::now() + timeout;
+    while (!predicate()) {
+      if (Clock::now() > deadline) return false;
+      std::this_thread::sleep_for(1ms);
+    }
+    return true;
+  }
+
+  auth::RevocationHub hub_;
+  FakeAuthenticator auth_{hub_};
+  std::unique_ptr<Broker> broker_;
+  boost::asio::ip::tcp::endpoint endpoint_;
+};
+
+// Expects the next packet to be a PUBLISH with this topic and payload.
+mqtt::Publish expect_publish(Client& c, const std::string& topic, const std::string& payload) {
+  auto publish = c.expect<mqtt::Publish>();
+  EXPECT_EQ(publish.topic, topic);
+  EXPECT_EQ(publish.payload, payload);
+  return publish;
+}
+
+// ---------------------------------------------------------------------------------------
+// CONNECT
+
+TEST_F(BrokerTest, RefusalCodes311) {
+  for (auto [username, code] :
+       std::vector<std::pair<std::string, std::uint8_t>>{{"bad", 4}, {"deny", 5}, {"down", 3}}) {
+    auto c = client();
+    c->send(make_connect("dev", username));
+    // Exact bytes: 20 02 00 <code>.
+    auto connack = c->expect<mqtt::Connack>();
+    EXPECT_EQ(connack.reason_code, code) << username;
+    EXPECT_FALSE(connack.session_present);
+    EXPECT_TRUE(c->wait_eof()) << username;
+  }
+  EXPECT_EQ(auth_.failures.load(), 0);  // the authenticator throttles its own refusals
+}
+
+TEST_F(BrokerTest, RefusalCodes5) {
+  for (auto [username, code] : std::vector<std::pair<std::string, std::uint8_t>>{
+           {"bad", 0x86}, {"deny", 0x87}, {"down", 0x88}}) {
+    auto c = client(ProtocolVersion::v5);
+    auto connack = c->connect(make_connect("dev", username));
+    EXPECT_EQ(connack.reason_code, code) << username;
+    EXPECT_TRUE(c->wait_eof()) << username;
+  }
+}
+
+TEST_F(BrokerTest, UnsupportedProtocolLevelGetsReturnCode1) {
+  auto c = client();
+  // CONNECT "MQTT" level 6, clean session, keep alive 60, client id "x".
+  const char connect[] = {0x10, 13, 0, 4, 'M', 'Q', 'T', 'T', 6, 0x02, 0, 60, 0, 1, 'x'};
+  c->send_bytes(std::string_view(connect, sizeof connect));
+  auto connack = c->expect<mqtt::Connack>();
+  EXPECT_EQ(connack.reason_code, 0x01);
+  EXPECT_TRUE(c->wait_eof());
+}
+
+TEST_F(BrokerTest, FirstPacketNotConnectCloses) {
+  auto c = client();
+  c->send(mqtt::Pingreq{});
+  EXPECT_TRUE(c->wait_eof());
+}
+
+TEST_F(BrokerTest, EmptyClientId) {
+  {
+    auto c = client();  // 3.1.1, clean session 0: identifier rejected
+    auto connack = c->connect(make_connect("", user(), false));
+    EXPECT_EQ(connack.reason_code, 0x02);
+    EXPECT_TRUE(c->wait_eof());
+  }
+  {
+    auto c = client();  // 3.1.1, clean session 1: an id is assigned
+    EXPECT_EQ(c->connect(make_connect("", user(), true)).reason_code, 0);
+    c->ping();
+  }
+  {
+    auto c = client(ProtocolVersion::v5);  // 5.0: assigned and returned
+    auto connack = c->connect(make_connect("", user()));
+    EXPECT_EQ(connack.reason_code, 0);
+    ASSERT_TRUE(connack.properties.assigned_client_identifier);
+    EXPECT_FALSE(connack.properties.assigned_client_identifier->empty());
+    EXPECT_EQ(connack.properties.topic_alias_maximum, 10);
+  }
+}
+
+TEST_F(BrokerTest, AnonymousClientUsesConfiguredInstance) {
+  auto c = client();
+  auto connack = c->connect(make_connect("anon-1", std::nullopt));
+  EXPECT_EQ(connack.reason_code, 0);
+  c->ping();
+}
+
+TEST_F(BrokerTest, ConnectTimeoutCloses) {
+  auto c = client();
+  EXPECT_TRUE(c->wait_eof(3s));
+}
+
+TEST_F(BrokerTest, PacketsPipelinedBehindConnectWaitForTheVerdict) {
+  auth_.hold();
+  auto c = client();
+  mqtt::Packet connect = [] {
+    auto p = make_connect("pipelined", user());
+    return p;
+  }();
+  mqtt::Subscribe subscribe;
+  subscribe.packet_id = 7;
+  subscribe.subscriptions.push_back({"p/t", mqtt::SubscribeOptions{1}});
+  std::string bytes;
+  mqtt::encode(connect, ProtocolVersion::v3_1_1, bytes);
+  mqtt::encode(subscribe, ProtocolVersion::v3_1_1, bytes);
+  mqtt::encode(mqtt::Pingreq{}, ProtocolVersion::v3_1_1, bytes);
+  c->send_bytes(bytes);
+  EXPECT_FALSE(c->receive(100ms));  // nothing before the verdict
+  auth_.release();
+  EXPECT_EQ(c->expect<mqtt::Connack>().reason_code, 0);
+  EXPECT_EQ(c->expect<mqtt::Suback>().packet_id, 7);
+  c->expect<mqtt::Pingresp>();
+}
+
+TEST_F(BrokerTest, SecondConnectIsProtocolError) {
+  auto c = connected("twice", ProtocolVersion::v5);
+  c->send(make_connect("twice", user()));
+  EXPECT_EQ(c->expect<mqtt::Disconnect>().reason_code, 0x82);
+  EXPECT_TRUE(c->wait_eof());
+}
+
+// ---------------------------------------------------------------------------------------
+// Publish / subscribe
+
+TEST_F(BrokerTest, PublishQos0And1And2ThroughToSubscriber) {
+  auto sub = connected("sub");
+  auto pub = connected("pub");
+  sub->subscribe("a/b", 2);
+
+  pub->publish("a/b", "zero", 0);
+  auto m0 = expect_publish(*sub, "a/b", "zero");
+  EXPECT_EQ(m0.qos, 0);
+
+  pub->publish("a/b", "one", 1);
+  auto m1 = expect_publish(*sub, "a/b", "one");
+  EXPECT_EQ(m1.qos, 1);
+  EXPECT_NE(m1.packet_id, 0);
+  sub->send(mqtt::Ack{mqtt::PacketType::puback, m1.packet_id, 0, {}});
+
+  pub->publish("a/b", "two", 2);
+  auto m2 = expect_publish(*sub, "a/b", "two");
+  EXPECT_EQ(m2.qos, 2);
+  sub->send(mqtt::Ack{mqtt::PacketType::pubrec, m2.packet_id, 0, {}});
+  auto pubrel = sub->expect<mqtt::Ack>();
+  EXPECT_EQ(pubrel.type, mqtt::PacketType::pubrel);
+  EXPECT_EQ(pubrel.packet_id, m2.packet_id);
+  sub->send(mqtt::Ack{mqtt::PacketType::pubcomp, m2.packet_id, 0, {}});
+  sub->ping();
+
+  auto stats = broker_->stats();
+  EXPECT_EQ(stats.messages_received, 3u);
+  EXPECT_EQ(stats.messages_sent, 3u);
+  EXPECT_EQ(stats.connections, 2u);
+  EXPECT_EQ(stats.sessions, 2u);
+}
+
+TEST_F(BrokerTest, Qos2DuplicateBeforePubrelIsDeliveredOnce) {
+  auto sub = connected("sub");
+  auto pub = connected("pub");
+  sub->subscribe("x", 0);
+  mqtt::Publish publish{2, false, false, "x", 5, {}, "once"};
+  pub->send(publish);
+  EXPECT_EQ(pub->expect<mqtt::Ack>().type, mqtt::PacketType::pubrec);
+  publish.dup = true;
+  pub->send(publish);
+  EXPECT_EQ(pub->expect<mqtt::Ack>().type, mqtt::PacketType::pubrec);
+  pub->send(mqtt::Ack{mqtt::PacketType::pubrel, 5, 0, {}});
+  EXPECT_EQ(pub->expect<mqtt::Ack>().type, mqtt::PacketType::pubcomp);
+  pub->publish("x", "marker");
+  expect_publish(*sub, "x", "once");
+  expect_publish(*sub, "x", "marker");
+}
+
+TEST_F(BrokerTest, GrantedQosCapsDelivery) {
+  auto sub = connected("sub");
+  auto pub = connected("pub");
+  sub->subscribe("q", 0);
+  pub->publish("q", "m", 2);
+  EXPECT_EQ(expect_publish(*sub, "q", "m").qos, 0);
+}
+
+TEST_F(BrokerTest, WildcardsAndDollarTopics) {
+  auto sub = connected("sub");
+  auto sys = connected("sys");
+  auto pub = connected("pub");
+  sub->subscribe("sport/+/score", 0, 1);
+  sub->subscribe("#", 0, 2);
+  sys->subscribe("$SYS/#", 0);
+
+  pub->publish("$SYS/load", "hidden");  // not for "#"
+  pub->publish("sport/tennis/score", "15-0");
+  expect_publish(*sub, "sport/tennis/score", "15-0");  // one copy despite two matches
+  expect_publish(*sys, "$SYS/load", "hidden");
+  pub->publish("sport", "parent");
+  expect_publish(*sub, "sport", "parent");
+  pub->publish("end", "marker");
+  expect_publish(*sub, "end", "marker");
+}
+
+TEST_F(BrokerTest, OverlappingSubscriptionsDeliverOneCopyAtMaxQos) {
+  auto sub = connected("sub");
+  auto pub = connected("pub");
+  sub->subscribe("a/#", 1, 1);
+  sub->subscribe("a/b", 0, 2);
+  pub->publish("a/b", "m", 1);
+  auto m = expect_publish(*sub, "a/b", "m");
+  EXPECT_EQ(m.qos, 1);
+  sub->send(mqtt::Ack{mqtt::PacketType::puback, m.packet_id, 0, {}});
+  pub->publish("a/b", "marker");
+  expect_publish(*sub, "a/b", "marker");
+}
+
+TEST_F(BrokerTest, InvalidFilterGetsFailureCodePerFilter) {
+  for (auto version : {ProtocolVersion::v3_1_1, ProtocolVersion::v5}) {
+    auto c = connected("subber", version);
+    mqtt::Subscribe subscribe;
+    subscribe.packet_id = 3;
+    subscribe.subscriptions.push_back({"a/#/b", mqtt::SubscribeOptions{1}});
+    subscribe.subscriptions.push_back({"ok/+", mqtt::SubscribeOptions{2}});
+    c->send(subscribe);
+    auto suback = c->expect<mqtt::Suback>();
+    std::uint8_t failure = version == ProtocolVersion::v5 ? 0x8F : 0x80;
+    EXPECT_EQ(suback.reason_codes, (std::vector<std::uint8_t>{failure, 2}));
+  }
+}
+
+TEST_F(BrokerTest, Unsubscribe) {
+  auto sub = connected("sub", ProtocolVersion::v5);
+  auto pub = connected("pub");
+  sub->subscribe("u/1", 0, 1);
+  sub->subscribe("u/2", 0, 2);
+  mqtt::Unsubscribe unsubscribe;
+  unsubscribe.packet_id = 9;
+  unsubscribe.topic_filters = {"u/1", "never"};
+  sub->send(unsubscribe);
+  auto unsuback = sub->expect<mqtt::Unsuback>();
+  EXPECT_EQ(unsuback.packet_id, 9);
+  EXPECT_EQ(unsuback.reason_codes, (std::vector<std::uint8_t>{0x00, 0x11}));
+  pub->publish("u/1", "gone");
+  pub->publish("u/2", "marker");
+  expect_publish(*sub, "u/2", "marker");
+}
+
+TEST_F(BrokerTest, RetainedSetDeliveredAndDeleted) {
+  auto pub = connected("pub");
+  pub->publish("r/1", "kept", 1, true);
+  {
+    auto sub = connected("sub1");
+    sub->subscribe("r/#", 1);
+    auto m = expect_publish(*sub, "r/1", "kept");
+    EXPECT_TRUE(m.retain);
+  }
+  pub->publish("r/1", "", 0, true);  // delete
+  {
+    auto sub = connected("sub2");
+    sub->subscribe("r/#", 0);
+    pub->publish("r/1", "live");
+    auto m = expect_publish(*sub, "r/1", "live");
+    EXPECT_FALSE(m.retain);
+  }
+}
+
+TEST_F(BrokerTest, InstancesAreIsolated) {
+  auto sub = connected("same-id", ProtocolVersion::v3_1_1, user("i1"));
+  auto other = connected("same-id", ProtocolVersion::v3_1_1, user("i2"));  // no takeover
+  auto pub1 = connected("pub", ProtocolVersion::v3_1_1, user("i1"));
+  auto pub2 = connected("pub", ProtocolVersion::v3_1_1, user("i2"));
+  sub->subscribe("t", 0);
+  pub2->publish("t", "other instance", 0, true);
+  pub1->publish("t", "marker");
+  expect_publish(*sub, "t", "marker");
+  other->ping();  // not taken over by the same client id on i1
+  auto late = connected("late", ProtocolVersion::v3_1_1, user("i1"));
+  late->subscribe("t", 0);  // i2's retained message is not visible here
+  pub1->publish("t", "marker2");
+  expect_publish(*late, "t", "marker2");
+}
+
+TEST_F(BrokerTest, TopicAliasFromClient) {
+  auto sub = connected("sub");
+  auto pub = connected("pub", ProtocolVersion::v5);
+  sub->subscribe("al/t", 0);
+  mqtt::Publish first{0, false, false, "al/t", 0, {}, "one"};
+  first.properties.topic_alias = 1;
+  pub->send(first);
+  mqtt::Publish second{0, false, false, "", 0, {}, "two"};
+  second.properties.topic_alias = 1;
+  pub->send(second);
+  expect_publish(*sub, "al/t", "one");
+  expect_publish(*sub, "al/t", "two");
+  mqtt::Publish bad{0, false, false, "al/t", 0, {}, "x"};
+  bad.properties.topic_alias = 11;  // above the announced maximum
+  pub->send(bad);
+  EXPECT_EQ(pub->expect<mqtt::Disconnect>().reason_code, 0x94);
+  EXPECT_TRUE(pub->wait_eof());
+}
+
+TEST_F(BrokerTest, NeverSendsMoreThanClientMaximumPacketSize) {
+  auto sub = client(ProtocolVersion::v5);
+  auto connect = make_connect("small", user());
+  connect.properties.maximum_packet_size = 64;
+  ASSERT_EQ(sub->connect(connect).reason_code, 0);
+  sub->subscribe("big", 1);
+  auto pub = connected("pub");
+  pub->publish("big", std::string(100, 'x'), 1);
+  pub->publish("big", "fits", 1);
+  auto m = expect_publish(*sub, "big", "fits");
+  sub->send(mqtt::Ack{mqtt::PacketType::puback, m.packet_id, 0, {}});
+}
+
+// ---------------------------------------------------------------------------------------
+// Will, keep alive, malformed input
+
+TEST_F(BrokerTest, WillOnAbnormalCloseOnly) {
+  auto watcher = connected("watcher");
+  watcher->subscribe("will/#", 0);
+  auto pub = connected("pub");
+  {
+    auto c = client();
+    auto connect = make_connect("dies", user());
+    connect.will = mqtt::Will{"will/dies", "gone", 0, false, {}};
+    ASSERT_EQ(c->connect(connect).reason_code, 0);
+    c->close();  // no DISCONNECT
+  }
+  expect_publish(*watcher, "will/dies", "gone");
+  {
+    auto c = client();
+    auto connect = make_connect("polite", user());
+    connect.will = mqtt::Will{"will/polite", "gone", 0, false, {}};
+    ASSERT_EQ(c->connect(connect).reason_code, 0);
+    c->send(mqtt::Disconnect{});
+    EXPECT_TRUE(c->wait_eof());
+  }
+  {
+    auto c = client(ProtocolVersion::v5);
+    auto connect = make_connect("with-will", user());
+    connect.will = mqtt::Will{"will/v5", "asked", 0, false, {}};
+    ASSERT_EQ(c->connect(connect).reason_code, 0);
+    c->send(mqtt::Disconnect{0x04, {}});  // Disconnect with Will Message
+    EXPECT_TRUE(c->wait_eof());
+  }
+  expect_publish(*watcher, "will/v5", "asked");  // and nothing from "polite" before it
+}
+
+TEST_F(BrokerTest, KeepAliveTimeoutCloses) {
+  auto c3 = client();
+  ASSERT_EQ(c3->connect(make_connect("idle3", user(), true, 1)).reason_code, 0);
+  auto c5 = client(ProtocolVersion::v5);
+  ASSERT_EQ(c5->connect(make_connect("idle5", user(), true, 1)).reason_code, 0);
+  const auto start = Clock::now();
+  EXPECT_EQ(c5->expect<mqtt::Disconnect>(3s).reason_code, 0x8D);
+  EXPECT_TRUE(c5->wait_eof(3s));
+  EXPECT_TRUE(c3->wait_eof(3s));
+  EXPECT_GE(Clock::now() - start, 1s);
+}
+
+TEST_F(BrokerTest, MalformedPacketClosesWithReason) {
+  auto c5 = connected("bad5", ProtocolVersion::v5);
+  const char publish_qos3[] = {0x36, 5, 0, 1, 't', 0, 1};  // QoS 3 is malformed
+  c5->send_bytes(std::string_view(publish_qos3, sizeof publish_qos3));
+  EXPECT_EQ(c5->expect<mqtt::Disconnect>().reason_code, 0x81);
+  EXPECT_TRUE(c5->wait_eof());
+
+  auto c3 = connected("bad3");
+  c3->send_bytes(std::string_view(publish_qos3, sizeof publish_qos3));
+  EXPECT_TRUE(c3->wait_eof());
+  EXPECT_FALSE(c3->receive(0ms));
+}
+
+TEST_F(BrokerTest, PacketTooLarge) {
+  auto config = default_config();
+  config.max_packet_size = 1024;
+  start_broker(config);
+  auto c5 = connected("big5", ProtocolVersion::v5);
+  auto connack_check = client(ProtocolVersion::v5);
+  auto connack = connack_check->connect(make_connect("probe", user()));
+  EXPECT_EQ(connack.properties.maximum_packet_size, 1024u);
+  c5->publish("t", std::string(2000, 'x'));
+  EXPECT_EQ(c5->expect<mqtt::Disconnect>().reason_code, 0x95);
+  EXPECT_TRUE(c5->wait_eof());
+  auto c3 = connected("big3");
+  c3->publish("t", std::string(2000, 'x'));
+  EXPECT_TRUE(c3->wait_eof());
+}
+
+// ---------------------------------------------------------------------------------------
+// Sessions and takeover
+
+TEST_F(BrokerTest, TakeoverDisconnectsOldConnection) {
+  auto first = client(ProtocolVersion::v5);
+  auto connect = make_connect("dev", user(), false);
+  connect.properties.session_expiry_interval = 60;
+  ASSERT_EQ(first->connect(connect).reason_code, 0);
+  first->subscribe("keep", 1);
+
+  auto second = client(ProtocolVersion::v5);
+  auto connack = second->connect(connect);
+  EXPECT_EQ(connack.reason_code, 0);
+  EXPECT_TRUE(connack.session_present);
+  EXPECT_EQ(first->expect<mqtt::Disconnect>().reason_code, 0x8E);
+  EXPECT_TRUE(first->wait_eof());
+
+  auto pub = connected("pub");
+  pub->publish("keep", "still subscribed", 1);
+  auto m = expect_publish(*second, "keep", "still subscribed");
+  second->send(mqtt::Ack{mqtt::PacketType::puback, m.packet_id, 0, {}});
+
+  auto third = client();  // 3.1.1 clean session replaces the session
+  EXPECT_FALSE(third->connect(make_connect("dev", user(), true)).session_present);
+  EXPECT_EQ(second->expect<mqtt::Disconnect>().reason_code, 0x8E);
+  EXPECT_TRUE(second->wait_eof());
+  EXPECT_EQ(broker_->stats().sessions, 2u);
+}
+
+TEST_F(BrokerTest, RefusedConnectLeavesLiveSessionAlone) {
+  auto live = connected("dev", ProtocolVersion::v5);
+  auto intruder = client(ProtocolVersion::v5);
+  EXPECT_EQ(intruder->connect(make_connect("dev", "bad")).reason_code, 0x86);
+  EXPECT_TRUE(intruder->wait_eof());
+  live->ping();
+}
+
+TEST_F(BrokerTest, RacingTakeoversNeverWedgeAClientId) {
+  std::vector<std::thread> racers;
+  for (int i = 0; i < 8; ++i) {
+    racers.emplace_back([this] {
+      for (int round = 0; round < 10; ++round) {
+        Client c(endpoint_, ProtocolVersion::v5);
+        c.send(make_connect("contended", user(), round % 2 == 0));
+        c.receive();  // CONNACK, or EOF if already taken over
+      }
+    });
+  }
+  for (auto& racer : racers) racer.join();
+  auto last = connected("contended", ProtocolVersion::v5);
+  last->ping();
+}
+
+TEST_F(BrokerTest, PersistentSessionQueuesWhileOffline) {
+  {
+    auto c = connected("persist", ProtocolVersion::v3_1_1, user(), false);
+    c->subscribe("q/#", 2);
+    c->send(mqtt::Disconnect{});
+    EXPECT_TRUE(c->wait_eof());
+  }
+  auto pub = connected("pub");
+  pub->publish("q/1", "first", 1);
+  pub->publish("q/2", "dropped qos0", 0);
+  pub->publish("q/3", "second", 2);
+  auto c = client();
+  auto connack = c->connect(make_connect("persist", user(), false));
+  EXPECT_TRUE(connack.session_present);
+  auto m1 = expect_publish(*c, "q/1", "first");
+  EXPECT_EQ(m1.qos, 1);
+  auto m2 = expect_publish(*c, "q/3", "second");
+  EXPECT_EQ(m2.qos, 2);
+  c->send(mqtt::Ack{mqtt::PacketType::puback, m1.packet_id, 0, {}});
+  c->send(mqtt::Ack{mqtt::PacketType::pubrec, m2.packet_id, 0, {}});
+  EXPECT_EQ(c->expect<mqtt::Ack>().type, mqtt::PacketType::pubrel);
+  c->send(mqtt::Ack{mqtt::PacketType::pubcomp, m2.packet_id, 0, {}});
+  c->ping();
+}
+
+TEST_F(BrokerTest, UnackedMessagesResentWithDupAfterReconnect) {
+  auto pub = connected("pub");
+  std::uint16_t packet_id = 0;
+  {
+    auto c = connected("flaky", ProtocolVersion::v3_1_1, user(), false);
+    c->subscribe("d", 1);
+    pub->publish("d", "unacked", 1);
+    auto m = expect_publish(*c, "d", "unacked");
+    EXPECT_FALSE(m.dup);
+    packet_id = m.packet_id;
+    c->close();  // no PUBACK
+  }
+  // The broker may see the reconnect before the old socket's EOF: takeover covers that.
+  auto c = client();
+  EXPECT_TRUE(c->connect(make_connect("flaky", user(), false)).session_present);
+  auto again = expect_publish(*c, "d", "unacked");
+  EXPECT_TRUE(again.dup);
+  EXPECT_EQ(again.packet_id, packet_id);
+  c->send(mqtt::Ack{mqtt::PacketType::puback, packet_id, 0, {}});
+  c->ping();
+}
+
+TEST_F(BrokerTest, SessionExpiryZeroEndsWithConnection) {
+  {
+    auto c = client(ProtocolVersion::v5);
+    ASSERT_EQ(c->connect(make_connect("short", user(), false)).reason_code, 0);
+    c->subscribe("s", 1);
+    c->send(mqtt::Disconnect{});
+    EXPECT_TRUE(c->wait_eof());
+  }
+  auto c = client(ProtocolVersion::v5);
+  EXPECT_FALSE(c->connect(make_connect("short", user(), false)).session_present);
+}
+
+// ---------------------------------------------------------------------------------------
+// Revocation
+
+TEST_F(BrokerTest, RevocationClosesV5WithAdministrativeActionAndNoWill) {
+  auto watcher = connected("watcher");
+  watcher->subscribe("will/#", 0);
+  auto bystander = connected("bystander", ProtocolVersion::v5, user("i1", 43));
+
+  auto victim = client(ProtocolVersion::v5);
+  auto connect = make_connect("victim", user("i1", 42));
+  connect.will = mqtt::Will{"will/victim", "should not appear", 0, false, {}};
+  ASSERT_EQ(victim->connect(connect).reason_code, 0);
+  victim->subscribe("news", 0);
+  EXPECT_EQ(hub_.bound_sessions(), 2u);
+
+  auth_.mark_revoked(42);
+  EXPECT_EQ(hub_.revoke(42), 1u);
+  EXPECT_EQ(victim->expect<mqtt::Disconnect>().reason_code, 0x98);
+  EXPECT_TRUE(victim->wait_eof());
+
+  auto pub = connected("pub");
+  pub->publish("will/marker", "marker");
+  expect_publish(*watcher, "will/marker", "marker");  // the will would have come first
+  bystander->ping();
+  EXPECT_TRUE(eventually([&] { return hub_.bound_sessions() == 1; }));
+
+  auto again = client(ProtocolVersion::v5);
+  EXPECT_EQ(again->connect(make_connect("victim", user("i1", 42))).reason_code, 0x86);
+}
+
+TEST_F(BrokerTest, RevocationClosesV311AndDropsItsLaterPublishes) {
+  auto sub = connected("sub");
+  sub->subscribe("t", 0);
+  auto victim = connected("victim", ProtocolVersion::v3_1_1, user("i1", 7));
+  victim->publish("t", "before", 0);
+  expect_publish(*sub, "t", "before");
+
+  auth_.mark_revoked(7);
+  ASSERT_EQ(hub_.revoke(7), 1u);
+  victim->publish("t", "after revoke", 0);  // must not reach anyone
+  EXPECT_TRUE(victim->wait_eof());
+  EXPECT_FALSE(victim->receive(0ms));  // 3.1.1: no DISCONNECT, just closed
+
+  auto pub = connected("pub");
+  pub->publish("t", "marker");
+  expect_publish(*sub, "t", "marker");
+}
+
+TEST_F(BrokerTest, RevocationDiscardsPersistentSession) {
+  {
+    auto victim = connected("persistent", ProtocolVersion::v3_1_1, user("i1", 9), false);
+    victim->subscribe("p", 1);
+    auth_.mark_revoked(9);
+    ASSERT_EQ(hub_.revoke(9), 1u);
+    EXPECT_TRUE(victim->wait_eof());
+  }
+  auto pub = connected("pub");
+  pub->publish("p", "not queued for the revoked session", 1);
+  // The device comes back with its new credential: no old session.
+  auto c = client();
+  auto connack = c->connect(make_connect("persistent", user("i1", 10), false));
+  EXPECT_EQ(connack.reason_code, 0);
+  EXPECT_FALSE(connack.session_present);
+  c->ping();
+}
+
+TEST_F(BrokerTest, RevokeClosesEverySessionOfTheCredential) {
+  auto a = connected("shared-a", ProtocolVersion::v5, user("i1", 77));
+  auto b = connected("shared-b", ProtocolVersion::v3_1_1, user("i2", 77));
+  auth_.mark_revoked(77);
+  EXPECT_EQ(hub_.revoke(77), 2u);
+  EXPECT_EQ(a->expect<mqtt::Disconnect>().reason_code, 0x98);
+  EXPECT_TRUE(a->wait_eof());
+  EXPECT_TRUE(b->wait_eof());
+}
+
+// A CONNECT whose authentication overlaps revoke() either is refused or is closed: never
+// left open once revoke() has returned.
+TEST_F(BrokerTest, RevokeRacingConnectNeverLeavesSessionOpen) {
+  int refused = 0;
+  int closed_after_accept = 0;
+  for (std::int64_t serial = 1000; serial < 1100; ++serial) {
+    Client c(endpoint_, serial % 2 ? ProtocolVersion::v5 : ProtocolVersion::v3_1_1);
+    c.send(make_connect("racer", user("i1", serial)));
+    // Revoke at a varying point of the authentication.
+    std::this_thread::sleep_for(std::chrono::microseconds((serial % 10) * 50));
+    auth_.mark_revoked(serial);
+    hub_.revoke(serial);
+    auto reply = c.receive();
+    ASSERT_TRUE(reply) << "no CONNACK, serial " << serial;
+    auto* connack = std::get_if<mqtt::Connack>(&*reply);
+    ASSERT_TRUE(connack);
+    if (connack->reason_code == 0) {
+      ++closed_after_accept;
+    } else {
+      EXPECT_EQ(connack->reason_code, serial % 2 ? 0x86 : 4);
+      ++refused;
+    }
+    EXPECT_TRUE(c.wait_eof()) << "session left open, serial " << serial;
+  }
+  EXPECT_EQ(refused + closed_after_accept, 100);
+  EXPECT_TRUE(eventually([&] { return hub_.bound_sessions() == 0; }));
+}
+
+// ---------------------------------------------------------------------------------------
+// Shutdown
+
+TEST_F(BrokerTest, StopSendsServerShuttingDown) {
+  auto c5 = connected("five", ProtocolVersion::v5);
+  auto c3 = connected("three");
+  broker_->stop();
+  EXPECT_EQ(c5->expect<mqtt::Disconnect>().reason_code, 0x8B);
+  EXPECT_TRUE(c5->wait_eof());
+  EXPECT_TRUE(c3->wait_eof());
+  broker_->stop();  // idempotent
+}
+
+}  // namespace
+}  // namespace credmq::broker
