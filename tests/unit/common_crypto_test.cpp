@@ -1,6 +1,5 @@
 #include <gtest/gtest.h>
 
-#include <regex>
 #include <set>
 
 #include "credmq/common/crypto.hpp"
@@ -143,12 +142,24 @@ TEST_F(AesGcm, RefusesAShortKeyWhenSealing) {
   EXPECT_THROW(aes_gcm_seal("short", plaintext_, aad_), CryptoError);
 }
 
+// std::regex is avoided: GCC 12 warns inside it under the sanitizer build.
+bool is_upper_uuid_v4(const std::string& text) {
+  if (text.size() != 36) return false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    const char c = text[i];
+    if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'))) return false;
+  }
+  return text[14] == '4' && std::string_view("89AB").find(text[19]) != std::string_view::npos;
+}
+
 TEST(Uuid, IsUpperCaseVersion4) {
-  const std::regex format("^[0-9A-F]{8}-[0-9A-F]{4}-4[0-9A-F]{3}-[89AB][0-9A-F]{3}-[0-9A-F]{12}$");
+  EXPECT_FALSE(is_upper_uuid_v4("e4581ccd-62af-44d9-b5b4-d1dbdc0e1234"));
+  EXPECT_TRUE(is_upper_uuid_v4("E4581CCD-62AF-44D9-B5B4-D1DBDC0E1234"));
   std::set<std::string> seen;
   for (int i = 0; i < 100; ++i) {
     const std::string uuid = uuid_v4_upper();
-    EXPECT_TRUE(std::regex_match(uuid, format)) << uuid;
+    EXPECT_TRUE(is_upper_uuid_v4(uuid)) << uuid;
     seen.insert(uuid);
   }
   EXPECT_EQ(seen.size(), 100u);
