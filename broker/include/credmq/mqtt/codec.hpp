@@ -25,7 +25,8 @@ struct Frame {
 
 // Inspects `bytes` (the start of the unread stream). `max_packet_size` bounds the whole
 // packet (fixed header included): larger is an error (packet_too_large) as soon as the
-// remaining length is known, before any of the body arrives.
+// remaining length is known, before any of the body arrives. A 5th remaining-length byte is
+// malformed_packet; non-minimal length encodings (up to 4 bytes) are accepted.
 Frame frame(std::span<const std::uint8_t> bytes, std::size_t max_packet_size);
 
 // Which side sent the packet being decoded: a few rules depend on it (a client must not send
@@ -39,7 +40,12 @@ enum class Sender : std::uint8_t { client, server };
 // returns a code from ReasonCode and leaves `out` unspecified:
 //   malformed_packet        structure, lengths, reserved bits, UTF-8, unknown/misplaced property
 //   protocol_error          well-formed but forbidden: packet id 0, no topic filters, duplicate
-//                           property, property value out of range, retain handling 3, ...
+//                           property, property value out of range (Receive Maximum 0, Maximum
+//                           Packet Size 0, a 0/1 byte above 1, Subscription Identifier 0),
+//                           reason code not defined for the packet type, 3.x password without
+//                           user name, 5.0 SUBSCRIBE QoS 3 / Retain Handling 3 / No Local on
+//                           $share (3.1.1 SUBSCRIBE QoS 3 is malformed, as each spec says),
+//                           Authentication Data without Method, 5.0 empty topic without alias
 //   unsupported_protocol_version  CONNECT with a protocol name/level other than
 //                           "MQIsdp"/3, "MQTT"/4, "MQTT"/5 (answer CONNACK 0x01 or 0x84)
 //   topic_name_invalid      PUBLISH topic or will topic that is empty (3.x) or has wildcards
@@ -53,6 +59,7 @@ enum class Sender : std::uint8_t { client, server };
 //   * PUBLISH with an empty topic and a Topic Alias (5.0): alias resolution is the broker's.
 //   * Payload Format Indicator 1 with a non-UTF-8 payload (answer PUBACK 0x99, not disconnect).
 //   * Client identifier length/characters, keep alive and session semantics.
+// If `out` already holds a Publish, its topic/payload capacity is reused (hot path).
 // MQTT 3.1 clients may retransmit PUBREL/SUBSCRIBE/UNSUBSCRIBE with DUP set (3.1 allowed it),
 // so for v3_1 those fixed-header flags may be 0b1010 as well as 0b0010.
 boost::system::error_code decode(std::span<const std::uint8_t> packet, ProtocolVersion version,
