@@ -133,7 +133,10 @@ constexpr std::array<PropertyRule, property_id_limit> make_property_rules() {
 constexpr std::array<PropertyRule, property_id_limit> property_rules = make_property_rules();
 
 bool has_wildcard(std::string_view topic) {
-  return topic.find_first_of("+#") != std::string_view::npos;
+  // A plain loop: find_first_of("+#") does a memchr per character.
+  bool found = false;
+  for (char c : topic) found |= (c == '+') | (c == '#');
+  return found;
 }
 
 // Reads a UTF-8 string field: invalid UTF-8 or U+0000 is a Malformed Packet [MQTT-1.5.4-1]
@@ -442,6 +445,17 @@ ReasonCode decode_connack(Reader& reader, ProtocolVersion version, Packet& out) 
   return reader.at_end() ? ok : malformed;
 }
 
+// Resets every property but keeps the vectors' storage for the next PUBLISH.
+void clear_keeping_capacity(Properties& properties) {
+  auto subscription_identifiers = std::move(properties.subscription_identifiers);
+  auto user_properties = std::move(properties.user_properties);
+  properties = Properties{};
+  subscription_identifiers.clear();
+  user_properties.clear();
+  properties.subscription_identifiers = std::move(subscription_identifiers);
+  properties.user_properties = std::move(user_properties);
+}
+
 ReasonCode decode_publish(Reader& reader, std::uint8_t flags, ProtocolVersion version,
                           Sender sender, Packet& out) {
   const std::uint8_t qos = (flags >> 1) & 0x03;
@@ -455,7 +469,7 @@ ReasonCode decode_publish(Reader& reader, std::uint8_t flags, ProtocolVersion ve
     publish = &out.emplace<Publish>();
   } else {
     publish->packet_id = 0;
-    if (!publish->properties.empty()) publish->properties = Properties{};
+    if (!publish->properties.empty()) clear_keeping_capacity(publish->properties);
   }
   publish->qos = qos;
   publish->dup = dup;

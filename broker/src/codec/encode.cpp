@@ -2,6 +2,7 @@
 // a sink that either counts (encoded_size, fixed header) or appends (encode).
 #include <algorithm>
 #include <stdexcept>
+#include <type_traits>
 
 #include "credmq/mqtt/codec.hpp"
 #include "wire.hpp"
@@ -70,8 +71,13 @@ void write_properties(Sink& sink, const Properties& properties) {
     sink.byte(0);
     return;
   }
-  sink.variable_byte_integer(property_list_size(properties));
-  write_property_list(sink, properties);
+  const std::uint32_t size = property_list_size(properties);
+  if constexpr (std::is_same_v<Sink, SizeSink>) {
+    sink.size += wire::variable_byte_integer_size(size) + size;  // already walked once
+  } else {
+    sink.variable_byte_integer(size);
+    write_property_list(sink, properties);
+  }
 }
 
 // CONNACK codes differ between versions; accept either form and write the one the version uses.
