@@ -10,11 +10,12 @@ import hmac
 import http.client
 import json
 import os
-import select
+import queue
 import socket
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.parse
 import uuid
@@ -35,6 +36,35 @@ def wait_until(predicate, deadline=DEFAULT_DEADLINE, what="condition"):
             return value
         time.sleep(0.005)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+class LineReader:
+    """Reads a process's output lines on a thread, so tests can wait for a line with a
+    deadline without select() and Python's buffering fighting each other."""
+
+    def __init__(self, stream):
+        self.lines = []
+        self._queue = queue.Queue()
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream):
+        for line in stream:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def read_until(self, needle, deadline=DEFAULT_DEADLINE):
+        """Returns the lines read so far once one contains `needle`."""
+        end = time.monotonic() + deadline
+        while True:
+            try:
+                line = self._queue.get(timeout=max(0.0, end - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"timed out waiting for {needle!r}: {self.lines}")
+            if line is None:
+                raise AssertionError(f"output ended before {needle!r}: {self.lines}")
+            self.lines.append(line)
+            if needle in line:
+                return self.lines
 
 
 class Credmq:
@@ -58,19 +88,17 @@ class Credmq:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=self._log,
                                      text=True)
+        lines = queue.Queue()
+        threading.Thread(target=self._pump_stdout, args=(lines,), daemon=True).start()
         end = time.monotonic() + deadline
         while True:
-            remaining = end - time.monotonic()
-            if remaining <= 0:
+            try:
+                line = lines.get(timeout=max(0.0, end - time.monotonic()))
+            except queue.Empty:
                 self.stop()
                 raise AssertionError("credmq did not become ready: " + repr(self.stdout_lines))
-            ready, _, _ = select.select([self.proc.stdout], [], [], remaining)
-            if not ready:
-                continue
-            line = self.proc.stdout.readline()
-            if not line:
+            if line is None:
                 raise AssertionError("credmq exited during start-up: " + self.log_text())
-            self.stdout_lines.append(line.rstrip("\n"))
             if line.startswith("MQTT listening on ") and self.mqtt_port is None:
                 self.mqtt_port = int(line.rsplit(":", 1)[1])
             elif line.startswith("Admin API listening on "):
@@ -82,6 +110,14 @@ class Credmq:
         self.admin = AdminClient(self.admin_port, creds["AccessKeyId"], creds["AccessKeySecret"])
         self.instance_id = creds["InstanceId"]
         return self
+
+    def _pump_stdout(self, lines):
+        """Collects stdout lines (the reader thread ends at EOF, signalled by None)."""
+        for line in self.proc.stdout:
+            line = line.rstrip("\n")
+            self.stdout_lines.append(line)
+            lines.put(line)
+        lines.put(None)
 
     def log_text(self):
         with open(self.log_path, "rb") as f:
@@ -97,8 +133,6 @@ class Credmq:
                 self.proc.wait()
                 raise AssertionError("credmq did not stop on signal")
         code = self.proc.returncode if self.proc else None
-        if self.proc and self.proc.stdout:
-            self.proc.stdout.close()
         if getattr(self, "_log", None):
             self._log.close()
         return code

@@ -1,36 +1,20 @@
 """Debian's mosquitto_sub / mosquitto_pub log in with credentials registered through the
 admin API and exchange messages at QoS 0, 1 and 2 over MQTT 3.1.1 and 5.0."""
-import select
 import subprocess
-import time
 
 import pytest
 
-from credmq_harness import device_login
+from credmq_harness import LineReader, device_login
 
 
 def start_subscriber(broker, cred, topic, qos, version):
     username, password = device_login(cred)
+    # stdbuf: mosquitto_sub's stdout is a pipe here; line-buffer it so lines arrive promptly.
     return subprocess.Popen(
-        ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.mqtt_port), "-V", version,
+        ["stdbuf", "-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.mqtt_port), "-V", version,
          "-i", cred["ClientId"], "-u", username, "-P", password, "-t", topic, "-q", str(qos),
          "-C", "1", "-d"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def read_until(proc, needle, deadline=10.0):
-    """Reads the process's output lines until one contains `needle`; returns all lines."""
-    lines, end = [], time.monotonic() + deadline
-    while True:
-        remaining = end - time.monotonic()
-        assert remaining > 0, f"timed out waiting for {needle!r}: {lines}"
-        ready, _, _ = select.select([proc.stdout], [], [], remaining)
-        if ready:
-            line = proc.stdout.readline()
-            assert line, f"process ended before {needle!r}: {lines}"
-            lines.append(line.rstrip("\n"))
-            if needle in line:
-                return lines
 
 
 @pytest.mark.parametrize("version", ["mqttv311", "mqttv5"])
@@ -40,8 +24,9 @@ def test_pub_sub_with_device_credentials(broker, version, qos):
     pub_cred = broker.admin.register(f"GID_mosq@@@pub-{version}-{qos}", broker.instance_id)
     topic = f"devices/{version}/qos{qos}"
     sub = start_subscriber(broker, sub_cred, topic, qos, version)
+    output = LineReader(sub.stdout)
     try:
-        read_until(sub, "received SUBACK")
+        output.read_until("received SUBACK")
         username, password = device_login(pub_cred)
         pub = subprocess.run(
             ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.mqtt_port), "-V", version,
@@ -53,7 +38,7 @@ def test_pub_sub_with_device_credentials(broker, version, qos):
             assert "received PUBACK" in pub.stdout
         if qos == 2:
             assert "received PUBREC" in pub.stdout and "received PUBCOMP" in pub.stdout
-        lines = read_until(sub, f"hello qos{qos}")
+        lines = output.read_until(f"hello qos{qos}")
         assert lines[-1] == f"hello qos{qos}"
         assert sub.wait(10) == 0
     finally:

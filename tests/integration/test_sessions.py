@@ -66,7 +66,7 @@ def test_first_start_writes_admin_credentials_0600_and_later_starts_reuse_them()
         second = Credmq(data_dir=first.data_dir).start()
         assert second.admin.key_id == creds["AccessKeyId"]
         assert not any(creds["AccessKeySecret"] in line for line in second.stdout_lines)
-        status, _ = second.admin.call("ListDeviceCredentialClientId", GroupId="GID_x",
+        status, _ = second.admin.call("ListDeviceCredentialClientId", GroupId="GID_nobody",
                                       InstanceId=creds["InstanceId"])
         assert status == 200
         assert second.stop() == 0
