@@ -147,9 +147,13 @@ class FakeAuthenticator : public auth::Authenticator {
 // A blocking MQTT client over a raw socket, with deadlines on every read.
 class Client {
  public:
-  Client(const boost::asio::ip::tcp::endpoint& endpoint, ProtocolVersion version)
+  Client(const boost::asio::ip::tcp::endpoint& endpoint, ProtocolVersion version,
+         int receive_buffer = 0)
       : version_(version) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (receive_buffer > 0) {  // before connect, so the window stays small
+      ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+    }
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_port = htons(endpoint.port());
@@ -923,6 +927,35 @@ TEST_F(BrokerTest, RevokeClosesEverySessionOfTheCredential) {
   EXPECT_EQ(a->expect<mqtt::Disconnect>().reason_code, 0x98);
   EXPECT_TRUE(a->wait_eof());
   EXPECT_TRUE(b->wait_eof());
+}
+
+TEST_F(BrokerTest, RevokedPeerThatDoesNotReadIsHardClosed) {
+  auto victim = std::make_unique<Client>(endpoint_, ProtocolVersion::v5, 4096);
+  ASSERT_EQ(victim->connect(make_connect("stuck", user("i1", 55))).reason_code, 0);
+  victim->subscribe("flood", 0);
+  auto pub = connected("pub");
+  const std::string payload(64 * 1024, 'x');
+  // Enough to fill the victim's window and the broker's send buffer: writes stall.
+  for (int i = 0; i < 200; ++i) pub->publish("flood", payload, 1);
+  ASSERT_EQ(broker_->stats().connections, 2u);
+  auth_.mark_revoked(55);
+  const auto revoked_at = Clock::now();
+  ASSERT_EQ(hub_.revoke(55), 1u);
+  // The victim never reads; the broker must not wait for it beyond close_timeout (200 ms).
+  EXPECT_TRUE(eventually([&] { return broker_->stats().connections == 1; }, 2s));
+  EXPECT_LT(Clock::now() - revoked_at, 1s);
+  pub->ping();
+}
+
+TEST_F(BrokerTest, SubscriptionIdentifierIsRefused) {
+  auto c = connected("subid", ProtocolVersion::v5);
+  mqtt::Subscribe subscribe;
+  subscribe.packet_id = 1;
+  subscribe.properties.subscription_identifiers.push_back(5);
+  subscribe.subscriptions.push_back({"a", mqtt::SubscribeOptions{0}});
+  c->send(subscribe);
+  EXPECT_EQ(c->expect<mqtt::Disconnect>().reason_code, 0xA1);
+  EXPECT_TRUE(c->wait_eof());
 }
 
 // A CONNECT whose authentication overlaps revoke() either is refused or is closed: never

@@ -494,6 +494,11 @@ void Connection::on_publish(mqtt::Publish& publish) {
 }
 
 void Connection::on_subscribe(const mqtt::Subscribe& subscribe) {
+  if (!subscribe.properties.subscription_identifiers.empty()) {
+    // Announced as unavailable in CONNACK [MQTT-3.8.2.1.2].
+    fail(mqtt::ReasonCode::subscription_identifiers_not_supported);
+    return;
+  }
   mqtt::Suback suback;
   suback.packet_id = subscribe.packet_id;
   std::vector<std::pair<const std::string*, std::uint8_t>> retained_wanted;
