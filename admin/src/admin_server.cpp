@@ -5,6 +5,7 @@
 // requests simply wait in the read buffer.
 #include "credmq/admin/admin_server.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
@@ -49,6 +50,16 @@ bool iequals_prefix(std::string_view text, std::string_view prefix) {
 }
 
 class Session;
+
+// The Host header goes back into the JSON as HostId: keep it valid UTF-8 and short.
+std::string printable_ascii(std::string_view text) {
+  constexpr std::size_t kMaxHostLength = 255;
+  std::string out;
+  for (char c : text.substr(0, std::min(text.size(), kMaxHostLength))) {
+    out.push_back(c >= 0x20 && c < 0x7F ? c : '?');
+  }
+  return out;
+}
 
 // Everything the sessions share. Lives in AdminServer::Impl; outlives every session and
 // every action handed to the blocking executor (stop() drains them).
@@ -135,7 +146,7 @@ class Session : public std::enable_shared_from_this<Session> {
       // Fields parsed so far, even when the body or the header failed: for the reply.
       const auto& header = parser_->get();
       const std::string_view host = header[http::field::host];
-      if (!host.empty()) host_id_ = host;
+      if (!host.empty()) host_id_ = printable_ascii(host);
       version_ = header.version() == 10 ? 10 : 11;
     }
     if (ec == http::error::end_of_stream || ec == http::error::partial_message) return close();

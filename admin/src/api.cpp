@@ -6,7 +6,8 @@
 //      SignatureNonce, Timestamp, Version -> 400 MissingParameter.<Name> (empty = absent)
 //   2. static syntax, before touching the store: Format JSON/json (InvalidParameter.Format),
 //      Version (InvalidVersion), SignatureMethod HMAC-SHA1 any case and SignatureVersion 1.0
-//      (InvalidParameter.<Name>), Timestamp syntax (InvalidParameter.Timestamp)
+//      (InvalidParameter.<Name>), SignatureNonce at most 128 characters
+//      (InvalidParameter.SignatureNonce), Timestamp syntax (InvalidParameter.Timestamp)
 //   3. AccessKeyId known -> 404 InvalidAccessKeyId.NotFound
 //   4. signature -> 400 SignatureDoesNotMatch (echoes the server's StringToSign)
 //   5. Timestamp within the window -> 400 InvalidTimeStamp.Expired
@@ -52,6 +53,8 @@ constexpr std::string_view kSystemOverFlowMessage =
     "An error occurred while processing your request. Please try again.";
 constexpr std::string_view kThrottlingMessage = "Request was denied due to user flow control.";
 
+// SDK nonces are UUIDs or hex digests (32-36 characters).
+constexpr std::size_t kMaxNonceLength = 128;
 constexpr int kDefaultPageNo = 1;
 constexpr int kDefaultPageSize = 100;
 constexpr int kMaxPageSize = 100;
@@ -233,6 +236,8 @@ void ApiHandler::authenticate(Call& call) {
   }
   if (!iequals(method, "HMAC-SHA1")) throw invalid("SignatureMethod");
   if (signature_version != "1.0") throw invalid("SignatureVersion");
+  // Nonces are remembered for the whole window: bound what one request can make us store.
+  if (nonce.size() > kMaxNonceLength) throw invalid("SignatureNonce");
   const auto parsed_timestamp = parse_timestamp(timestamp);
   if (!parsed_timestamp) throw invalid("Timestamp");
   call.timestamp = *parsed_timestamp;

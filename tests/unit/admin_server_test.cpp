@@ -546,6 +546,8 @@ TEST_F(AdminServerTest, StaticParameterErrors) {
                "InvalidParameter.SignatureVersion");
   expect_error(call("GetDeviceCredential", {{"Timestamp", "yesterday"}}), 400,
                "InvalidParameter.Timestamp");
+  expect_error(call("GetDeviceCredential", {{"SignatureNonce", std::string(129, 'n')}}), 400,
+               "InvalidParameter.SignatureNonce");
 }
 
 TEST_F(AdminServerTest, UnknownAccessKeyId) {
@@ -773,6 +775,14 @@ TEST_F(AdminServerTest, HostIdFallsBackToTheListenerAddress) {
   EXPECT_EQ(reply.status, 400u);
   const auto endpoint = server_->bound_endpoint();
   EXPECT_EQ(reply.body.at("HostId").as_string(), "127.0.0.1:" + std::to_string(endpoint.port()));
+}
+
+TEST_F(AdminServerTest, NonAsciiHostHeaderStaysValidJson) {
+  Client connection = client();
+  connection.write_raw("GET /?Action=x HTTP/1.1\r\nHost: h\xC3\x28st\r\n\r\n");
+  const Reply reply = connection.read();  // read() parses the body as JSON
+  EXPECT_EQ(reply.status, 400u);
+  EXPECT_EQ(reply.body.at("HostId").as_string(), "h?(st");
 }
 
 TEST_F(AdminServerTest, StopIsIdempotentAndClosesConnections) {
