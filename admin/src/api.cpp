@@ -17,7 +17,8 @@
 //      unauthenticated caller learns nothing)
 //   9. InstanceId present, instance exists (InstanceNotFound), key allowed on it
 //      (InstancePermissionCheckFailed)
-//  10. action parameters (MissingParameter / InvalidParameter.<Name>), then the action.
+//  10. action parameters (MissingParameter / InvalidParameter.<Name>), then the action;
+//      a NextToken the store cannot decode -> InvalidParameter.NextToken.
 #include "api.hpp"
 
 #include <algorithm>
@@ -308,8 +309,13 @@ void ApiHandler::run_action(Call& call) {
       page_size = *parsed;
     }
     const std::string* next_token = call.optional("NextToken");
-    const storage::ClientIdPage page = credentials_.list_client_ids(
-        instance_id, group_id, page_no, page_size, next_token ? *next_token : std::string());
+    storage::ClientIdPage page;
+    try {
+      page = credentials_.list_client_ids(instance_id, group_id, page_no, page_size,
+                                          next_token ? *next_token : std::string());
+    } catch (const storage::InvalidArgument&) {
+      throw invalid("NextToken");  // PageNo and PageSize were checked above
+    }
     boost::json::array client_ids;
     for (const auto& client_id : page.client_ids) client_ids.emplace_back(client_id);
     boost::json::object list;

@@ -1,0 +1,128 @@
+// The admin API handler (no HTTP) over the real SQLite Store: the five actions end to end,
+// paging with the store's opaque NextToken, and revocation through the real hub.
+#include <gtest/gtest.h>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "../../admin/src/api.hpp"  // internal header, reached relative to this file
+#include "credmq/auth/credential_service.hpp"
+#include "credmq/auth/revocation_hub.hpp"
+#include "credmq/common/crypto.hpp"
+#include "credmq/storage/store.hpp"
+#include "storage_temp_dir.hpp"
+
+namespace credmq::admin {
+namespace {
+
+namespace json = boost::json;
+
+constexpr char kInstance[] = "mqtt-cn-test0001";
+
+std::string utc_now() {
+  const auto seconds = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  const auto days = std::chrono::floor<std::chrono::days>(seconds);
+  const std::chrono::year_month_day date{days};
+  const std::chrono::hh_mm_ss time{seconds - days};
+  char text[32];
+  std::snprintf(text, sizeof text, "%04d-%02u-%02uT%02ld:%02ld:%02ldZ", int(date.year()),
+                unsigned(date.month()), unsigned(date.day()), long(time.hours().count()),
+                long(time.minutes().count()), long(time.seconds().count()));
+  return text;
+}
+
+class AdminHandlerTest : public ::testing::Test {
+ protected:
+  AdminHandlerTest() {
+    store_->ensure_instance(kInstance);
+    key_ = store_->create_admin_key({kInstance});
+  }
+
+  json::object call(std::string_view action, Params extra, unsigned expected_status = 200) {
+    Params params{{"Action", std::string(action)},  {"AccessKeyId", key_.access_key_id},
+                  {"SignatureMethod", "HMAC-SHA1"}, {"SignatureNonce", crypto::uuid_v4_upper()},
+                  {"SignatureVersion", "1.0"},      {"Timestamp", utc_now()},
+                  {"Version", "2020-04-20"},        {"InstanceId", kInstance}};
+    for (auto& [name, value] : extra) params[name] = std::move(value);
+    params["Signature"] = sign(key_.access_key_secret, string_to_sign("POST", params));
+    ApiRequest request;
+    request.method = "POST";
+    request.body_is_form = true;
+    for (const auto& [name, value] : params) {
+      if (!request.body.empty()) request.body += '&';
+      request.body += percent_encode(name) + "=" + percent_encode(value);
+    }
+    request.host_id = "admin.test";
+    const ApiResponse response = handler_.handle(request);
+    EXPECT_EQ(response.status, expected_status) << response.body;
+    return json::parse(response.body).as_object();
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<storage::Store> store_ = storage::Store::open(dir_.path());
+  auth::RevocationHub hub_;
+  auth::CredentialService credentials_{*store_, hub_};
+  ApiHandler handler_{ApiConfig{}, credentials_};
+  storage::AdminKey key_;
+};
+
+TEST_F(AdminHandlerTest, LifecycleOverTheRealStore) {
+  const auto registered = call("RegisterDeviceCredential", {{"ClientId", "GID_test@@@device-001"}});
+  const auto& credential = registered.at("DeviceCredential").as_object();
+  EXPECT_EQ(credential.at("ClientId").as_string(), "GID_test@@@device-001");
+  EXPECT_EQ(credential.at("InstanceId").as_string(), kInstance);
+  EXPECT_TRUE(credential.at("CreateTime").is_int64());
+  EXPECT_GT(credential.at("CreateTime").as_int64(), 1'600'000'000'000);  // epoch milliseconds
+
+  const auto fetched = call("GetDeviceCredential", {{"ClientId", "GID_test@@@device-001"}});
+  EXPECT_EQ(fetched.at("DeviceCredential"), registered.at("DeviceCredential"));
+
+  const auto refreshed = call("RefreshDeviceCredential", {{"ClientId", "GID_test@@@device-001"}});
+  EXPECT_EQ(refreshed.at("DeviceCredential").at("DeviceAccessKeyId"),
+            credential.at("DeviceAccessKeyId"));
+  EXPECT_NE(refreshed.at("DeviceCredential").at("DeviceAccessKeySecret"),
+            credential.at("DeviceAccessKeySecret"));
+
+  const auto removed = call("UnRegisterDeviceCredential", {{"ClientId", "GID_test@@@device-001"}});
+  EXPECT_EQ(removed.size(), 1u);
+  EXPECT_EQ(call("GetDeviceCredential", {{"ClientId", "GID_test@@@device-001"}}, 400)
+                .at("Code")
+                .as_string(),
+            "DeviceCredentialNotFound");
+}
+
+TEST_F(AdminHandlerTest, ListFollowsTheStoresNextToken) {
+  for (const char* id : {"GID_test@@@a", "GID_test@@@b", "GID_test@@@c", "GID_else@@@z"}) {
+    call("RegisterDeviceCredential", {{"ClientId", id}});
+  }
+  const auto first =
+      call("ListDeviceCredentialClientId", {{"GroupId", "GID_test"}, {"PageSize", "2"}});
+  const auto& page = first.at("DeviceCredentialClientIdList").as_object();
+  EXPECT_EQ(page.at("ClientIdList"), json::array({"GID_test@@@a", "GID_test@@@b"}));
+  EXPECT_EQ(page.at("Total").as_string(), "3");
+  const std::string token(page.at("NextToken").as_string());
+  ASSERT_FALSE(token.empty());
+
+  const auto second = call("ListDeviceCredentialClientId",
+                           {{"GroupId", "GID_test"}, {"PageSize", "2"}, {"NextToken", token}});
+  const auto& rest = second.at("DeviceCredentialClientIdList").as_object();
+  EXPECT_EQ(rest.at("ClientIdList"), json::array({"GID_test@@@c"}));
+  EXPECT_EQ(rest.at("NextToken").as_string(), "");
+
+  const auto by_page = call("ListDeviceCredentialClientId",
+                            {{"GroupId", "GID_test"}, {"PageSize", "2"}, {"PageNo", "2"}});
+  EXPECT_EQ(by_page.at("DeviceCredentialClientIdList").at("ClientIdList"),
+            json::array({"GID_test@@@c"}));
+}
+
+TEST_F(AdminHandlerTest, MalformedNextTokenIsInvalidParameter) {
+  const auto reply = call("ListDeviceCredentialClientId",
+                          {{"GroupId", "GID_test"}, {"NextToken", "!!not-a-token!!"}}, 400);
+  EXPECT_EQ(reply.at("Code").as_string(), "InvalidParameter.NextToken");
+}
+
+}  // namespace
+}  // namespace credmq::admin
