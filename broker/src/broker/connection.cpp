@@ -777,7 +777,16 @@ void Connection::close(EndReason why, std::optional<mqtt::ReasonCode> disconnect
   end_session(why);
   // DISCONNECT is only sent on an established 5.0 connection.
   if (disconnect_reason && is_v5() && previous == Phase::connected) {
-    send(mqtt::Disconnect{static_cast<std::uint8_t>(*disconnect_reason), {}});
+    mqtt::Disconnect disconnect{static_cast<std::uint8_t>(*disconnect_reason), {}};
+    // A Reason String makes the reason readable in client logs, and clients that only parse
+    // the reason code when properties follow (paho-mqtt 1.6) need it. Omitted when it would
+    // exceed the client's Maximum Packet Size [MQTT-3.14.2-3].
+    disconnect.properties.reason_string = mqtt::make_error_code(*disconnect_reason).message();
+    if (client_max_packet_size_ != 0 &&
+        mqtt::encoded_size(disconnect, mqtt::ProtocolVersion::v5) > client_max_packet_size_) {
+      disconnect.properties.reason_string.reset();
+    }
+    send(std::move(disconnect));
   }
   // The close never waits on the peer longer than close_timeout.
   arm_timer(Clock::now() + core_.config.close_timeout);
