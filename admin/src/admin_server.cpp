@@ -3,6 +3,10 @@
 // the blocking executor (the store is blocking) and its response posted back to the session,
 // so the I/O thread never touches the disk. One request at a time per connection: pipelined
 // requests simply wait in the read buffer.
+// HTTP-level refusals (all JSON, like every reply): path other than "/" -> 404 ApiNotSupport;
+// method other than GET/POST -> 405 UnsupportedHTTPMethod; body above max_body_bytes -> 413
+// InvalidParameter.Body, then close; unparsable HTTP -> 400 ParameterCheckFailed, then close;
+// max_pending_actions reached -> 500 SystemOverFlow. The rest is api.cpp.
 #include "credmq/admin/admin_server.hpp"
 
 #include <algorithm>
