@@ -314,7 +314,11 @@ void Connection::on_connect(mqtt::Connect connect) {
       if (self->phase_ != Phase::connected) return;
       bool session_present = false;
       if (!self->attach_session(clean_start, session_present)) {
-        self->close(EndReason::revoked, std::nullopt);
+        // Revoked between bind() and here: nothing was routed yet, so it is refused like a
+        // CONNECT whose bind saw the revocation (4 / 0x86), rather than dropped silently.
+        self->phase_ = Phase::authenticating;
+        self->core_.authenticator.record_failure(self->request_);
+        self->refuse(0x86);
         return;
       }
       mqtt::Connack connack;
@@ -768,7 +772,9 @@ void Connection::close(EndReason why, std::optional<mqtt::ReasonCode> disconnect
   phase_ = Phase::closing;
   if (why == EndReason::revoked || revoked_.load(std::memory_order_acquire)) {
     why = EndReason::revoked;
-    out_queue_.clear();  // queued deliveries and acks are dropped; only the DISCONNECT goes
+    // Queued deliveries and acks are dropped; only the DISCONNECT goes. Before CONNACK the
+    // queue holds just the refusal CONNACK, which must go out.
+    if (previous == Phase::connected) out_queue_.clear();
   }
   if (previous == Phase::connected || previous == Phase::authenticating) {
     log::debug("client ", client_id_, " on ", identity_.instance_id, " closing (",
