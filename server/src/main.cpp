@@ -65,8 +65,7 @@ int main(int argc, char** argv) {
   for (const auto& endpoint : server.mqtt_endpoints()) {
     std::cout << "MQTT listening on " << endpoint_text(endpoint) << "\n";
   }
-  std::cout << "Admin API listening on http://" << endpoint_text(server.admin_endpoint())
-            << "/\n"
+  std::cout << "Admin API listening on http://" << endpoint_text(server.admin_endpoint()) << "/\n"
             << "credmq ready" << std::endl;
 
   signals.async_wait([&](const boost::system::error_code&, int signal_number) {

@@ -14,40 +14,37 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
   auto& options = result.server;
 
   po::options_description general("Options");
-  general.add_options()
-      ("help,h", "print this help and exit")
-      ("version", "print the version and exit")
-      ("config", po::value<std::string>(), "read options from FILE (INI: name = value); "
-       "command-line flags override it");
+  general.add_options()("help,h", "print this help and exit")(
+      "version", "print the version and exit")("config", po::value<std::string>(),
+                                               "read options from FILE (INI: name = value); "
+                                               "command-line flags override it");
   po::options_description serving("Serving (also valid in the config file)");
-  serving.add_options()
-      ("data-dir", po::value<std::string>()->default_value("./data"),
-       "directory for credmq.db, master.key and admin-credentials.json")
-      ("listen", po::value<std::vector<std::string>>()->composing(),
-       "MQTT listener HOST:PORT, repeatable (default 0.0.0.0:1883)")
-      ("admin-listen", po::value<std::string>()->default_value("127.0.0.1:8080"),
-       "admin HTTP API HOST:PORT")
-      ("allow-anonymous", po::bool_switch(),
-       "let clients without a username in, on the default instance (tests, conformance)")
-      ("log-level", po::value<std::string>()->default_value("info"),
-       "debug, info, warn, error or off")
-      ("instance", po::value<std::vector<std::string>>()->composing(),
-       "declare an extra instance id, repeatable (the default instance always exists)")
-      ("default-instance", po::value<std::string>()->default_value(kDefaultInstanceId),
-       "id of the default instance")
-      ("max-packet-size", po::value<std::size_t>()->default_value(defaults.max_packet_size),
-       "largest MQTT packet accepted, in bytes")
-      ("io-threads", po::value<unsigned>()->default_value(0),
-       "MQTT I/O threads (0 = one per core)")
-      ("admin-rate", po::value<double>()->default_value(defaults.admin_calls_per_second),
-       "admin API calls per second per AccessKeyId before Throttling.User")
-      ("auth-fail-limit-client", po::value<std::size_t>()->default_value(
-           defaults.auth_throttle.max_failures_per_client_id),
-       "failed CONNECTs per client id within 10 s before refusing without a lookup (0 = off)")
-      ("auth-fail-limit-address", po::value<std::size_t>()->default_value(
-           defaults.auth_throttle.max_failures_per_address),
-       "failed CONNECTs per source address within 10 s before refusing without a lookup "
-       "(0 = off; loopback is exempt)");
+  serving.add_options()("data-dir", po::value<std::string>()->default_value("./data"),
+                        "directory for credmq.db, master.key and admin-credentials.json")(
+      "listen", po::value<std::vector<std::string>>()->composing(),
+      "MQTT listener HOST:PORT, repeatable (default 0.0.0.0:1883)")(
+      "admin-listen", po::value<std::string>()->default_value("127.0.0.1:8080"),
+      "admin HTTP API HOST:PORT")(
+      "allow-anonymous", po::bool_switch(),
+      "let clients without a username in, on the default instance (tests, conformance)")(
+      "log-level", po::value<std::string>()->default_value("info"),
+      "debug, info, warn, error or off")(
+      "instance", po::value<std::vector<std::string>>()->composing(),
+      "declare an extra instance id, repeatable (the default instance always exists)")(
+      "default-instance", po::value<std::string>()->default_value(kDefaultInstanceId),
+      "id of the default instance")(
+      "max-packet-size", po::value<std::size_t>()->default_value(defaults.max_packet_size),
+      "largest MQTT packet accepted, in bytes")(
+      "io-threads", po::value<unsigned>()->default_value(0), "MQTT I/O threads (0 = one per core)")(
+      "admin-rate", po::value<double>()->default_value(defaults.admin_calls_per_second),
+      "admin API calls per second per AccessKeyId before Throttling.User")(
+      "auth-fail-limit-client",
+      po::value<std::size_t>()->default_value(defaults.auth_throttle.max_failures_per_client_id),
+      "failed CONNECTs per client id within 10 s before refusing without a lookup (0 = off)")(
+      "auth-fail-limit-address",
+      po::value<std::size_t>()->default_value(defaults.auth_throttle.max_failures_per_address),
+      "failed CONNECTs per source address within 10 s before refusing without a lookup "
+      "(0 = off; loopback is exempt)");
 
   po::options_description all;
   all.add(general).add(serving);

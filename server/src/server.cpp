@@ -34,8 +34,7 @@ std::optional<AdminCredentials> read_admin_credentials(const std::filesystem::pa
     auto* v = object.if_contains(name);
     return v && v->is_string() ? std::string(v->as_string()) : std::string();
   };
-  AdminCredentials credentials{field("AccessKeyId"), field("AccessKeySecret"),
-                               field("InstanceId")};
+  AdminCredentials credentials{field("AccessKeyId"), field("AccessKeySecret"), field("InstanceId")};
   if (credentials.access_key_id.empty() || credentials.access_key_secret.empty()) {
     return std::nullopt;
   }
@@ -165,9 +164,7 @@ boost::asio::ip::tcp::endpoint Server::admin_endpoint() const {
 
 const AdminCredentials& Server::admin_credentials() const { return impl_->admin_credentials; }
 bool Server::admin_credentials_created() const { return impl_->admin_credentials_created; }
-std::filesystem::path Server::admin_credentials_path() const {
-  return impl_->credentials_path();
-}
+std::filesystem::path Server::admin_credentials_path() const { return impl_->credentials_path(); }
 
 auth::CredentialService& Server::credentials() {
   if (!impl_->credential_service) throw std::logic_error("credmq::Server not started");

@@ -124,9 +124,9 @@ TEST(ServerEmbedding, UnregisterClosesTheLiveSessionWithAdministrativeAction) {
   EXPECT_EQ(std::get<mqtt::Disconnect>(*packet).reason_code, 0x98);
   EXPECT_FALSE(device.read(mqtt::ProtocolVersion::v5));  // then EOF
   const auto elapsed = std::chrono::steady_clock::now() - started;
-  RecordProperty("revocation_to_close_us",
-                 static_cast<int>(std::chrono::duration_cast<std::chrono::microseconds>(elapsed)
-                                      .count()));
+  RecordProperty(
+      "revocation_to_close_us",
+      static_cast<int>(std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count()));
 
   Device again(port);
   EXPECT_EQ(again.connect(client_id, login_of(credential), password, mqtt::ProtocolVersion::v5),
@@ -142,8 +142,8 @@ TEST(ServerEmbedding, RestartKeepsCredentialsAndAdminKey) {
     credmq::Server server(test_options(dir.path()));
     server.start();
     key_id = server.admin_credentials().access_key_id;
-    credential = server.credentials().register_device(credmq::kDefaultInstanceId,
-                                                       "GID_embed@@@device-2");
+    credential =
+        server.credentials().register_device(credmq::kDefaultInstanceId, "GID_embed@@@device-2");
   }
   credmq::Server server(test_options(dir.path()));
   server.start();

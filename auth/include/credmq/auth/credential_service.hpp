@@ -28,13 +28,10 @@ class CredentialService {
     return store_.get_credential(instance_id, client_id);
   }
   storage::ClientIdPage list_client_ids(std::string_view instance_id, std::string_view group_id,
-                                        int page_no, int page_size,
-                                        std::string_view next_token) {
+                                        int page_no, int page_size, std::string_view next_token) {
     return store_.list_client_ids(instance_id, group_id, page_no, page_size, next_token);
   }
-  bool instance_exists(std::string_view instance_id) {
-    return store_.instance_exists(instance_id);
-  }
+  bool instance_exists(std::string_view instance_id) { return store_.instance_exists(instance_id); }
   std::optional<storage::AdminKey> find_admin_key(std::string_view access_key_id) {
     return store_.find_admin_key(access_key_id);
   }

@@ -12,10 +12,10 @@
 namespace credmq::auth {
 
 struct ThrottleLimits {
-  std::size_t max_failures_per_client_id = 10;   // 0 disables
-  std::size_t max_failures_per_address = 100;    // 0 disables
+  std::size_t max_failures_per_client_id = 10;  // 0 disables
+  std::size_t max_failures_per_address = 100;   // 0 disables
   std::chrono::milliseconds window{10'000};
-  bool throttle_loopback_addresses = false;      // tests share 127.0.0.1
+  bool throttle_loopback_addresses = false;  // tests share 127.0.0.1
 };
 
 class FailureThrottle {

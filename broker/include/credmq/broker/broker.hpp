@@ -24,8 +24,8 @@ struct BrokerConfig {
   std::chrono::milliseconds connect_timeout{10'000};
   // Peer that does not read: hard-close after this when closing.
   std::chrono::milliseconds close_timeout{100};
-  std::size_t max_inflight_per_session = 65535;   // outgoing QoS 1/2 not yet acknowledged
-  std::size_t max_queued_per_session = 10'000;    // packets waiting to be written
+  std::size_t max_inflight_per_session = 65535;  // outgoing QoS 1/2 not yet acknowledged
+  std::size_t max_queued_per_session = 10'000;   // packets waiting to be written
 };
 
 struct BrokerStats {
