@@ -83,16 +83,19 @@ struct Server::Impl {
     return options.data_dir / kAdminCredentialsFile;
   }
 
+  // The bootstrap admin key may act on every declared instance, including ones declared
+  // after it was created.
   void bootstrap_admin_key() {
+    std::vector<std::string> instances{options.default_instance};
+    instances.insert(instances.end(), options.instances.begin(), options.instances.end());
     if (auto existing = read_admin_credentials(credentials_path())) {
       if (store->find_admin_key(existing->access_key_id)) {
+        store->grant_admin_key(existing->access_key_id, instances);
         admin_credentials = *existing;
         return;
       }
       log::warn(credentials_path().string(), " names an unknown admin key; issuing a new one");
     }
-    std::vector<std::string> instances{options.default_instance};
-    instances.insert(instances.end(), options.instances.begin(), options.instances.end());
     auto key = store->create_admin_key(instances);
     admin_credentials = {key.access_key_id, key.access_key_secret, options.default_instance};
     write_admin_credentials(credentials_path(), admin_credentials);

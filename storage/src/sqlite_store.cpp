@@ -216,6 +216,21 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  // Within the caller's write transaction.
+  void insert_grants(Connection& connection, std::string_view access_key_id,
+                     const std::vector<std::string>& instances) {
+    for (const auto& instance : instances) {
+      require_instance(connection, instance);
+      connection
+          .prepare(
+              "INSERT OR IGNORE INTO admin_key_instances(access_key_id, instance_id) "
+              "VALUES(?1, ?2)")
+          .bind(1, access_key_id)
+          .bind(2, instance)
+          .run();
+    }
+  }
+
   AdminKey create_admin_key(const std::vector<std::string>& instances) override {
     AdminKey key{new_admin_key_id(), new_admin_secret(), {}};
     write([&](Connection& connection) {
@@ -227,22 +242,24 @@ class SqliteStore final : public Store {
           .bind_blob(2, seal(key.access_key_secret, key.access_key_id))
           .bind(3, now_ms())
           .run();
-      for (const auto& instance : instances) {
-        require_instance(connection, instance);
-        connection
-            .prepare(
-                "INSERT OR IGNORE INTO admin_key_instances(access_key_id, instance_id) "
-                "VALUES(?1, ?2)")
-            .bind(1, key.access_key_id)
-            .bind(2, instance)
-            .run();
-      }
+      insert_grants(connection, key.access_key_id, instances);
     });
     key.instances = instances;
     std::sort(key.instances.begin(), key.instances.end());
     key.instances.erase(std::unique(key.instances.begin(), key.instances.end()),
                         key.instances.end());
     return key;
+  }
+
+  void grant_admin_key(std::string_view access_key_id,
+                       const std::vector<std::string>& instances) override {
+    write([&](Connection& connection) {
+      Statement exists =
+          connection.prepare("SELECT 1 FROM admin_keys WHERE access_key_id = ?1");
+      exists.bind(1, access_key_id);
+      if (!exists.step()) throw StorageError("storage: unknown admin key");
+      insert_grants(connection, access_key_id, instances);
+    });
   }
 
   std::optional<AdminKey> find_admin_key(std::string_view access_key_id) override {

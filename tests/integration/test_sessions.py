@@ -71,6 +71,15 @@ def test_first_start_writes_admin_credentials_0600_and_later_starts_reuse_them()
         assert status == 200
         assert second.stop() == 0
         assert creds["AccessKeySecret"] not in second.log_text()
+        # An instance declared later is usable with the same admin key.
+        third = Credmq(["--instance", "mqtt-cn-test0001"], data_dir=first.data_dir).start()
+        status, body = third.admin.call("RegisterDeviceCredential", ClientId="GID_t@@@d1",
+                                        InstanceId="mqtt-cn-test0001")
+        assert status == 200 and body["DeviceCredential"]["InstanceId"] == "mqtt-cn-test0001"
+        status, body = third.admin.call("GetDeviceCredential", ClientId="GID_t@@@d1",
+                                        InstanceId="mqtt-cn-unknown")
+        assert (status, body["Code"]) == (400, "InstanceNotFound")
+        assert third.stop() == 0
     finally:
         first.cleanup()
 
@@ -95,3 +104,27 @@ def test_help_and_bad_flags():
     bad = subprocess.run([CREDMQ_BIN, "--no-such-flag"], capture_output=True, text=True,
                          timeout=10)
     assert bad.returncode == 2 and "no-such-flag" in bad.stderr
+
+
+def test_instances_are_isolated():
+    with Credmq(["--instance", "mqtt-cn-second"]) as running:
+        admin, first = running.admin, running.instance_id
+        a = admin.register("GID_iso@@@device", first)
+        b = admin.register("GID_iso@@@device", "mqtt-cn-second")  # same client id, other instance
+        sub_a = RawClient(running.mqtt_port)
+        assert sub_a.connect(a["ClientId"], *device_login(a)) == 0
+        sub_b = RawClient(running.mqtt_port)
+        assert sub_b.connect(b["ClientId"], *device_login(b)) == 0  # no takeover across instances
+        for client in (sub_a, sub_b):
+            client.send(subscribe_packet("iso/#"))
+            assert client.read_packet()[0] == 9
+        sub_b.send(publish_packet("iso/from-b", b"b"))
+        assert sub_b.read_packet()[2].endswith(b"b")
+        sub_a.send(publish_packet("iso/from-a", b"a"))
+        kind, _, body = sub_a.read_packet()
+        assert kind == 3 and b"iso/from-a" in body  # a's first message is its own, not b's
+        assert sub_a.is_open() and sub_b.is_open()
+        # A credential of one instance does not log in on the other.
+        cross = RawClient(running.mqtt_port)
+        user, password = device_login(a)
+        assert cross.connect(a["ClientId"], user.replace(first, "mqtt-cn-second"), password) == 5

@@ -75,6 +75,13 @@ class FakeStore : public storage::Store {
     keys_[key.access_key_id] = key;
     return key;
   }
+  void grant_admin_key(std::string_view access_key_id,
+                       const std::vector<std::string>& instances) override {
+    check();
+    std::lock_guard lock(mutex_);
+    auto& granted = keys_.at(std::string(access_key_id)).instances;
+    granted.insert(granted.end(), instances.begin(), instances.end());
+  }
   std::optional<storage::AdminKey> find_admin_key(std::string_view access_key_id) override {
     check();
     std::lock_guard lock(mutex_);

@@ -35,6 +35,9 @@ class InstrumentedStore : public storage::Store {
   storage::AdminKey create_admin_key(const std::vector<std::string>& instances) override {
     return inner_.create_admin_key(instances);
   }
+  void grant_admin_key(std::string_view id, const std::vector<std::string>& instances) override {
+    inner_.grant_admin_key(id, instances);
+  }
   std::optional<storage::AdminKey> find_admin_key(std::string_view id) override {
     on_lookup();
     return inner_.find_admin_key(id);

@@ -350,6 +350,15 @@ TEST_F(StoreTest, CreatesAndFindsAdminKeys) {
   EXPECT_THROW(store_->create_admin_key({"mqtt-cn-nope"}), StorageError);
 }
 
+TEST_F(StoreTest, GrantsMoreInstancesToAnAdminKey) {
+  const AdminKey key = store_->create_admin_key({kInstance});
+  store_->grant_admin_key(key.access_key_id, {kOtherInstance, kInstance});
+  EXPECT_THAT(store_->find_admin_key(key.access_key_id)->instances,
+              ElementsAre(kInstance, kOtherInstance));
+  EXPECT_THROW(store_->grant_admin_key(key.access_key_id, {"mqtt-cn-nope"}), StorageError);
+  EXPECT_THROW(store_->grant_admin_key("AKUNKNOWN", {kInstance}), StorageError);
+}
+
 class ListTest : public StoreTest {
  protected:
   void SetUp() override {

@@ -74,6 +74,9 @@ class Store {
 
   // Creates a new admin key pair ("AK..." id, random secret) allowed on `instances`.
   virtual AdminKey create_admin_key(const std::vector<std::string>& instances) = 0;
+  // Lets an existing admin key act on more instances (already granted ones are kept).
+  virtual void grant_admin_key(std::string_view access_key_id,
+                               const std::vector<std::string>& instances) = 0;
   virtual std::optional<AdminKey> find_admin_key(std::string_view access_key_id) = 0;
 
   // Issues a fresh key id and secret for (instance, client id), replacing any existing one
