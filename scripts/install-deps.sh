@@ -12,7 +12,7 @@ packages=(
   libsqlite3-dev libssl-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
-  mosquitto mosquitto-clients python3 python3-paho-mqtt python3-pytest clang-format
+  mosquitto mosquitto-clients python3 python3-paho-mqtt python3-pytest clang-format curl
 )
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 

@@ -73,10 +73,10 @@ def test_first_start_writes_admin_credentials_0600_and_later_starts_reuse_them()
         assert creds["AccessKeySecret"] not in second.log_text()
         # An instance declared later is usable with the same admin key.
         third = Credmq(["--instance", "mqtt-cn-test0001"], data_dir=first.data_dir).start()
-        status, body = third.admin.call("RegisterDeviceCredential", ClientId="GID_t@@@d1",
+        status, body = third.admin.call("RegisterDeviceCredential", ClientId="GID_test@@@d1",
                                         InstanceId="mqtt-cn-test0001")
         assert status == 200 and body["DeviceCredential"]["InstanceId"] == "mqtt-cn-test0001"
-        status, body = third.admin.call("GetDeviceCredential", ClientId="GID_t@@@d1",
+        status, body = third.admin.call("GetDeviceCredential", ClientId="GID_test@@@d1",
                                         InstanceId="mqtt-cn-unknown")
         assert (status, body["Code"]) == (400, "InstanceNotFound")
         assert third.stop() == 0
