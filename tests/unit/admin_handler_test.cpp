@@ -9,6 +9,7 @@
 #include <string>
 
 #include "../../admin/src/api.hpp"  // internal header, reached relative to this file
+#include "admin_test_support.hpp"
 #include "credmq/auth/credential_service.hpp"
 #include "credmq/auth/revocation_hub.hpp"
 #include "credmq/common/crypto.hpp"
@@ -17,22 +18,11 @@
 
 namespace credmq::admin {
 namespace {
+using credmq::admin::test_support::utc_timestamp;
 
 namespace json = boost::json;
 
 constexpr char kInstance[] = "mqtt-cn-test0001";
-
-std::string utc_now() {
-  const auto seconds = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
-  const auto days = std::chrono::floor<std::chrono::days>(seconds);
-  const std::chrono::year_month_day date{days};
-  const std::chrono::hh_mm_ss time{seconds - days};
-  char text[32];
-  std::snprintf(text, sizeof text, "%04d-%02u-%02uT%02ld:%02ld:%02ldZ", int(date.year()),
-                unsigned(date.month()), unsigned(date.day()), long(time.hours().count()),
-                long(time.minutes().count()), long(time.seconds().count()));
-  return text;
-}
 
 class AdminHandlerTest : public ::testing::Test {
  protected:
@@ -44,7 +34,7 @@ class AdminHandlerTest : public ::testing::Test {
   json::object call(std::string_view action, Params extra, unsigned expected_status = 200) {
     Params params{{"Action", std::string(action)},  {"AccessKeyId", key_.access_key_id},
                   {"SignatureMethod", "HMAC-SHA1"}, {"SignatureNonce", crypto::uuid_v4_upper()},
-                  {"SignatureVersion", "1.0"},      {"Timestamp", utc_now()},
+                  {"SignatureVersion", "1.0"},      {"Timestamp", utc_timestamp()},
                   {"Version", "2020-04-20"},        {"InstanceId", kInstance}};
     for (auto& [name, value] : extra) params[name] = std::move(value);
     params["Signature"] = sign(key_.access_key_secret, string_to_sign("POST", params));

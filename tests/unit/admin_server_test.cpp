@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "../../admin/src/signature.hpp"  // internal header, reached relative to this file
+#include "admin_test_support.hpp"
 #include "credmq/auth/credential_service.hpp"
 #include "credmq/auth/revocation_hub.hpp"
 #include "credmq/common/crypto.hpp"
@@ -31,6 +32,7 @@
 
 namespace credmq::admin {
 namespace {
+using credmq::admin::test_support::utc_timestamp;
 
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -193,18 +195,6 @@ class FakeStore : public storage::Store {
   std::int64_t clock_ms_ = 1'600'000'000'000;
   std::int64_t serial_ = 0;
 };
-
-std::string utc_timestamp(std::chrono::system_clock::time_point when) {
-  const auto seconds = std::chrono::floor<std::chrono::seconds>(when);
-  const auto days = std::chrono::floor<std::chrono::days>(seconds);
-  const std::chrono::year_month_day date{days};
-  const std::chrono::hh_mm_ss time{seconds - days};
-  char text[32];
-  std::snprintf(text, sizeof text, "%04d-%02u-%02uT%02ld:%02ld:%02ldZ", int(date.year()),
-                unsigned(date.month()), unsigned(date.day()), long(time.hours().count()),
-                long(time.minutes().count()), long(time.seconds().count()));
-  return text;
-}
 
 // Common parameters of a valid call of `action`, signature excluded.
 Params common_params(std::string_view action, Params extra = {}) {
