@@ -393,6 +393,7 @@ void Connection::refuse(std::uint8_t reason_code_v5) {
 // id serialize here and never wait on each other's sockets.
 bool Connection::attach_session(bool clean_start, bool& session_present) {
   std::shared_ptr<Connection> previous;
+  std::shared_ptr<DelayedWill> ended_will;  // of an offline session this CONNECT replaces
   {
     std::unique_lock lock(instance_->mutex);
     // A revocation that arrived after bind() must not take over (and end) the live session.
@@ -423,10 +424,13 @@ bool Connection::attach_session(bool clean_start, bool& session_present) {
     }
     if (reusable) {
       instance_->expiring.erase(existing.get());
+      // A new connection to the session before the Will Delay Interval: no will [MQTT-3.1.3-9].
+      core_.take_delayed_will_locked(*instance_, *existing);
       session_ = std::move(existing);
       session_present = true;
     } else {
-      if (existing) core_.discard_session_locked(*instance_, *existing);
+      // Clean Start ends the old session, and with it the wait of its delayed will.
+      if (existing) ended_will = core_.discard_session_locked(*instance_, *existing);
       session_ = std::make_shared<Session>(client_id_, *instance_);
       session_->owner = this;
       session_->owner_ref = weak_from_this();
@@ -437,6 +441,7 @@ bool Connection::attach_session(bool clean_start, bool& session_present) {
     }
     session_->expiry_interval = session_expiry_;
   }
+  core_.publish_delayed_will(*instance_, ended_will);
   if (previous && previous.get() != this) {
     log::info("client ", client_id_, " on ", identity_.instance_id, ": session taken over");
     previous->post_close(mqtt::ReasonCode::session_taken_over);
@@ -843,16 +848,38 @@ void Connection::hard_close(bool reset) {
 void Connection::end_session(EndReason why) {
   if (session_ended_) return;
   session_ended_ = true;
-  if (bound_serial_ != 0) core_.hub.unbind(bound_serial_, this);
   const bool revoked = why == EndReason::revoked;
+  // No will on a clean DISCONNECT (will_ was reset), on shutdown, and never when revoked.
+  bool publish = session_ && will_ && !revoked && why != EndReason::server_shutdown;
+  const std::uint32_t will_delay =
+      publish && is_v5() ? will_->properties.will_delay_interval.value_or(0) : 0;
+  std::shared_ptr<DelayedWill> delayed;
+  if (will_delay > 0) {
+    // Bound before the connection unbinds: a revocation is either seen here or reaches the
+    // delayed will while it waits.
+    delayed = std::make_shared<DelayedWill>();
+    if (bound_serial_ != 0) {
+      if (core_.hub.bind(bound_serial_, identity_.revocation_epoch, delayed) !=
+          auth::RevocationHub::BindResult::bound) {
+        delayed.reset();
+        publish = false;
+      } else {
+        delayed->serial = bound_serial_;
+      }
+    }
+  }
+  if (bound_serial_ != 0) core_.hub.unbind(bound_serial_, this);
+  bool will_waits = false;
   if (session_) {
     log::info("client ", client_id_, " disconnected from ", identity_.instance_id,
               revoked ? " (revoked)" : "");
     std::unique_lock lock(instance_->mutex);
     bool owned;
+    bool discarded;
     {
       std::lock_guard session_lock(session_->mutex);
       owned = session_->owner == this;
+      discarded = session_->discarded;
       if (owned) {
         session_->owner = nullptr;
         session_->owner_ref.reset();
@@ -863,25 +890,35 @@ void Connection::end_session(EndReason why) {
     if (owned) {
       // A revoked session's state is discarded whatever its expiry.
       if (revoked || session_->expiry_interval == 0) {
-        core_.discard_session_locked(*instance_, *session_);
-      } else if (session_->expiry_interval != kSessionNeverExpires) {
-        session_->expires_at = Clock::now() + std::chrono::seconds(session_->expiry_interval);
-        instance_->expiring.insert(session_.get());
+        // The session ends now, and so does any will delay. The session has no delayed will
+        // of its own: attaching to it cancelled that.
+        (void)core_.discard_session_locked(*instance_, *session_);
+      } else {
+        const auto now = Clock::now();
+        if (session_->expiry_interval != kSessionNeverExpires) {
+          session_->expires_at = now + std::chrono::seconds(session_->expiry_interval);
+          instance_->expiring.insert(session_.get());
+        }
+        if (delayed && publish) {
+          // Published when the delay passes or the session ends, whichever comes first.
+          delayed->will = std::move(*will_);
+          delayed->due = now + std::chrono::seconds(std::min(will_delay, session_->expiry_interval));
+          session_->delayed_will = delayed;
+          instance_->delayed_wills.insert(session_.get());
+          will_waits = true;
+        }
       }
+    } else if (delayed && !discarded) {
+      publish = false;  // taken over by a connection that resumed the session [MQTT-3.1.3-9]
     }
   }
-  // No will on a clean DISCONNECT (will_ was reset), on shutdown, and never when revoked.
-  if (session_ && will_ && !revoked && why != EndReason::server_shutdown) publish_will();
+  if (delayed && !will_waits && delayed->serial != 0) core_.hub.unbind(delayed->serial, delayed.get());
+  if (delayed && delayed->revoked.load(std::memory_order_acquire)) publish = false;
+  if (publish && !will_waits) {
+    log::debug("client ", client_id_, " on ", identity_.instance_id, ": publishing will");
+    core_.publish_will(*instance_, std::move(*will_));
+  }
   will_.reset();
-}
-
-void Connection::publish_will() {
-  auto& will = *will_;
-  auto message = make_message(std::move(will.topic), std::move(will.payload), will.qos, will.retain,
-                              will.properties);
-  log::debug("client ", client_id_, " on ", identity_.instance_id, ": publishing will");
-  if (message->retain) core_.retain(*instance_, message);
-  core_.route(*instance_, message, nullptr);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -92,7 +92,6 @@ class Connection : public auth::RevocableSession, public std::enable_shared_from
   void end_session(EndReason why);
   void begin_lingering_close();
   void hard_close(bool reset);
-  void publish_will();
 
   // Deadlines (connect timeout, keep alive, close timeout) share one timer.
   void arm_timer(std::chrono::steady_clock::time_point deadline);

@@ -34,6 +34,17 @@ Core::Core(BrokerConfig cfg, auth::Authenticator& auth, auth::RevocationHub& rev
   client_id_prefix_ = prefix;
 }
 
+Core::~Core() {
+  // Delayed wills still waiting are dropped with the broker; leave the hub clean.
+  for (auto& [id, instance] : instances_) {
+    for (Session* session : instance->delayed_wills) {
+      if (session->delayed_will && session->delayed_will->serial != 0) {
+        hub.unbind(session->delayed_will->serial, session->delayed_will.get());
+      }
+    }
+  }
+}
+
 Instance& Core::instance(const std::string& id) {
   std::lock_guard lock(instances_mutex_);
   auto& slot = instances_[id];
@@ -113,7 +124,30 @@ void Core::enqueue(Session& session, Delivery delivery) {
   if (to_wake) wake_connection(to_wake);
 }
 
-void Core::discard_session_locked(Instance& instance, Session& session) {
+void Core::publish_will(Instance& instance, mqtt::Will will) {
+  auto message = make_message(std::move(will.topic), std::move(will.payload), will.qos, will.retain,
+                              will.properties);
+  if (message->retain) retain(instance, message);
+  route(instance, message, nullptr);
+}
+
+void Core::publish_delayed_will(Instance& instance, const std::shared_ptr<DelayedWill>& will) {
+  if (!will || will->revoked.load(std::memory_order_acquire)) return;
+  publish_will(instance, std::move(will->will));
+}
+
+std::shared_ptr<DelayedWill> Core::take_delayed_will_locked(Instance& instance, Session& session) {
+  auto will = std::move(session.delayed_will);
+  session.delayed_will.reset();
+  if (will) {
+    instance.delayed_wills.erase(&session);
+    if (will->serial != 0) hub.unbind(will->serial, will.get());
+  }
+  return will;
+}
+
+std::shared_ptr<DelayedWill> Core::discard_session_locked(Instance& instance, Session& session) {
+  auto will = take_delayed_will_locked(instance, session);
   for (const auto& [filter, options] : session.subscriptions) {
     instance.subscriptions.erase(filter, &session);
   }
@@ -129,6 +163,7 @@ void Core::discard_session_locked(Instance& instance, Session& session) {
   session.queue.clear();
   session.inflight.clear();
   session.incoming_qos2.clear();
+  return will;
 }
 
 void Core::expire_sessions() {
@@ -139,7 +174,15 @@ void Core::expire_sessions() {
   }
   const auto now = std::chrono::steady_clock::now();
   for (Instance* instance : all) {
+    std::vector<std::shared_ptr<DelayedWill>> due_wills;
     std::unique_lock lock(instance->mutex);
+    std::vector<Session*> will_owners;
+    for (Session* session : instance->delayed_wills) {
+      if (session->delayed_will->due <= now) will_owners.push_back(session);
+    }
+    for (Session* session : will_owners) {
+      due_wills.push_back(take_delayed_will_locked(*instance, *session));
+    }
     std::vector<std::shared_ptr<Session>> expired;
     for (Session* session : instance->expiring) {
       if (session->expires_at <= now) {
@@ -151,8 +194,12 @@ void Core::expire_sessions() {
     }
     for (auto& session : expired) {
       log::debug("session ", session->client_id, " on ", instance->id, " expired");
-      discard_session_locked(*instance, *session);
+      if (auto will = discard_session_locked(*instance, *session)) {
+        due_wills.push_back(std::move(will));
+      }
     }
+    lock.unlock();
+    for (const auto& will : due_wills) publish_delayed_will(*instance, will);
   }
 }
 

@@ -57,6 +57,17 @@ struct InflightMessage {
 
 constexpr std::uint32_t kSessionNeverExpires = 0xFFFFFFFF;
 
+// A will waiting for its Will Delay Interval (MQTT 5) after its connection ended. Bound to
+// the revocation hub under the connection's credential serial, so a revocation while it waits
+// drops it.
+struct DelayedWill final : auth::RevocableSession {
+  mqtt::Will will;
+  std::chrono::steady_clock::time_point due{};
+  std::int64_t serial = 0;  // 0: not bound
+  std::atomic<bool> revoked{false};
+  void revoke() override { revoked.store(true, std::memory_order_release); }
+};
+
 // The server side of an MQTT session; outlives its connections when persistent.
 struct Session {
   Session(std::string id, Instance& in) : client_id(std::move(id)), instance(in) {}
@@ -80,6 +91,7 @@ struct Session {
   std::map<std::string, mqtt::SubscribeOptions, std::less<>> subscriptions;
   std::uint32_t expiry_interval = 0;  // seconds after the connection ends
   std::chrono::steady_clock::time_point expires_at{};
+  std::shared_ptr<DelayedWill> delayed_will;  // offline only; cancelled by a resuming CONNECT
 };
 
 // One InstanceId: an isolated namespace of client ids, subscriptions and retained messages.
@@ -92,7 +104,8 @@ struct Instance {
   std::shared_mutex mutex;
   std::unordered_map<std::string, std::shared_ptr<Session>> sessions;
   TopicTree subscriptions;
-  std::unordered_set<Session*> expiring;  // offline sessions with a finite expiry
+  std::unordered_set<Session*> expiring;       // offline sessions with a finite expiry
+  std::unordered_set<Session*> delayed_wills;  // offline sessions with a delayed will
 
   std::mutex retained_mutex;
   std::map<std::string, MessagePtr, std::less<>> retained;
@@ -101,6 +114,7 @@ struct Instance {
 class Core {
  public:
   Core(BrokerConfig config, auth::Authenticator& authenticator, auth::RevocationHub& hub);
+  ~Core();
 
   const BrokerConfig config;
   auth::Authenticator& authenticator;
@@ -124,10 +138,21 @@ class Core {
   // or its queue is full. Wakes the owner connection.
   void enqueue(Session& session, Delivery delivery);
 
+  // Publishes a will (retained if flagged) as a message from nobody.
+  void publish_will(Instance& instance, mqtt::Will will);
+  // Publishes a delayed will unless its credential was revoked meanwhile. Caller holds no
+  // instance lock.
+  void publish_delayed_will(Instance& instance, const std::shared_ptr<DelayedWill>& will);
+  // Detaches the session's delayed will, if any (unbinding it from the hub). Caller holds
+  // instance.mutex exclusively. Dropping the result cancels the will.
+  std::shared_ptr<DelayedWill> take_delayed_will_locked(Instance& instance, Session& session);
+
   // Removes the session from its instance: subscriptions, table entry, queued state.
-  // Caller holds instance.mutex exclusively and not session.mutex.
-  void discard_session_locked(Instance& instance, Session& session);
-  // Discards offline sessions whose expiry has passed.
+  // Caller holds instance.mutex exclusively and not session.mutex. Returns the session's
+  // delayed will: the session has ended, so the caller publishes it once unlocked.
+  [[nodiscard]] std::shared_ptr<DelayedWill> discard_session_locked(Instance& instance,
+                                                                    Session& session);
+  // Publishes delayed wills that are due and discards offline sessions whose expiry has passed.
   void expire_sessions();
 
   std::string assign_client_id();
