@@ -902,7 +902,8 @@ void Connection::end_session(EndReason why) {
         if (delayed && publish) {
           // Published when the delay passes or the session ends, whichever comes first.
           delayed->will = std::move(*will_);
-          delayed->due = now + std::chrono::seconds(std::min(will_delay, session_->expiry_interval));
+          delayed->due =
+              now + std::chrono::seconds(std::min(will_delay, session_->expiry_interval));
           session_->delayed_will = delayed;
           instance_->delayed_wills.insert(session_.get());
           will_waits = true;
@@ -912,7 +913,8 @@ void Connection::end_session(EndReason why) {
       publish = false;  // taken over by a connection that resumed the session [MQTT-3.1.3-9]
     }
   }
-  if (delayed && !will_waits && delayed->serial != 0) core_.hub.unbind(delayed->serial, delayed.get());
+  if (delayed && !will_waits && delayed->serial != 0)
+    core_.hub.unbind(delayed->serial, delayed.get());
   if (delayed && delayed->revoked.load(std::memory_order_acquire)) publish = false;
   if (publish && !will_waits) {
     log::debug("client ", client_id_, " on ", identity_.instance_id, ": publishing will");

@@ -1,0 +1,121 @@
+// In-process tests of the broker's MQTT 5.0 server features (docs/mqtt5.md): raw clients send
+// exact packets and check reason codes, properties and flags of what comes back.
+#include "broker_test_support.hpp"
+
+namespace credmq::broker {
+namespace {
+
+using namespace test;
+using namespace std::chrono_literals;
+using mqtt::ProtocolVersion;
+using Clock = std::chrono::steady_clock;
+
+class Mqtt5Test : public BrokerTest {
+ protected:
+  // A 5.0 client connected with `connect` (CONNACK 0 checked); returns the CONNACK too.
+  std::unique_ptr<Client> connected5(mqtt::Connect connect, mqtt::Connack* connack_out = nullptr) {
+    auto c = client(ProtocolVersion::v5);
+    auto connack = c->connect(connect);
+    EXPECT_EQ(connack.reason_code, 0) << connect.client_id;
+    if (connack_out) *connack_out = connack;
+    return c;
+  }
+};
+
+mqtt::Connect with_will(mqtt::Connect connect, const std::string& topic,
+                        std::optional<std::uint32_t> will_delay,
+                        std::optional<std::uint32_t> session_expiry) {
+  connect.will = mqtt::Will{topic, "gone", 0, false, {}};
+  connect.will->properties.will_delay_interval = will_delay;
+  connect.properties.session_expiry_interval = session_expiry;
+  return connect;
+}
+
+// ---------------------------------------------------------------------------------------
+// Will Delay Interval [MQTT-3.1.3-9]
+
+TEST_F(Mqtt5Test, WillDelayPublishesAfterTheDelay) {
+  auto watcher = connected("watcher");
+  watcher->subscribe("will/#", 0);
+  auto c = connected5(with_will(make_connect("delayed", user(), false), "will/delayed", 1, 60));
+  const auto closed_at = Clock::now();
+  c->close();
+  expect_publish(*watcher, "will/delayed", "gone");
+  EXPECT_GE(Clock::now() - closed_at, 1s);
+}
+
+TEST_F(Mqtt5Test, WillDelayCancelledByResumingConnection) {
+  auto watcher = connected("watcher");
+  watcher->subscribe("will/#", 0);
+  auto connect = with_will(make_connect("flappy", user(), false), "will/flappy", 2, 60);
+  auto first = connected5(connect);
+  first->close();
+  connect.will.reset();
+  mqtt::Connack connack;
+  auto second = connected5(connect, &connack);
+  EXPECT_TRUE(connack.session_present);
+  // Past the delay (2 s) plus the broker's 1 s sweep: still no will.
+  EXPECT_FALSE(watcher->receive(3500ms));
+  second->ping();
+}
+
+TEST_F(Mqtt5Test, WillDelayEndsWhenTheSessionEnds) {
+  auto watcher = connected("watcher");
+  watcher->subscribe("will/#", 0);
+  {
+    // Session Expiry 0: the session ends with the connection, so the will goes at once.
+    auto c = connected5(with_will(make_connect("short", user()), "will/short", 100, std::nullopt));
+    c->close();
+    expect_publish(*watcher, "will/short", "gone");
+  }
+  {
+    // Session Expiry 1 s < Will Delay 100 s: published when the session expires.
+    auto c =
+        connected5(with_will(make_connect("expiring", user(), false), "will/expiring", 100, 1));
+    const auto closed_at = Clock::now();
+    c->close();
+    expect_publish(*watcher, "will/expiring", "gone");
+    EXPECT_GE(Clock::now() - closed_at, 1s);
+  }
+  {
+    // A Clean Start CONNECT ends the waiting session: the will goes at once.
+    auto c =
+        connected5(with_will(make_connect("replaced", user(), false), "will/replaced", 100, 60));
+    c->close();
+    auto marker = connected("marker-pub");
+    // Wait until the broker has seen the close (the session is offline) before replacing it.
+    ASSERT_TRUE(eventually([&] { return broker_->stats().connections == 2; }));
+    auto again = connected5(make_connect("replaced", user(), true));
+    expect_publish(*watcher, "will/replaced", "gone");
+  }
+}
+
+TEST_F(Mqtt5Test, WillDelayNeverForRevokedSession) {
+  auto watcher = connected("watcher");
+  watcher->subscribe("will/#", 0);
+  {
+    // Revoked while connected: no will, delayed or not.
+    auto c = connected5(with_will(make_connect("victim", user("i1", 42), false), "will/v", 1, 60));
+    auth_.mark_revoked(42);
+    EXPECT_EQ(hub_.revoke(42), 1u);
+    EXPECT_EQ(c->expect<mqtt::Disconnect>().reason_code, 0x98);
+    EXPECT_TRUE(c->wait_eof());
+  }
+  {
+    // Revoked while the will waits: the waiting will is bound to the credential and dropped.
+    auto c = connected5(with_will(make_connect("waiting", user("i1", 43), false), "will/w", 1, 60));
+    c->close();
+    ASSERT_TRUE(eventually([&] { return broker_->stats().connections == 1; }));
+    EXPECT_EQ(hub_.bound_sessions(), 1u);  // the delayed will
+    auth_.mark_revoked(43);
+    EXPECT_EQ(hub_.revoke(43), 1u);
+  }
+  EXPECT_FALSE(watcher->receive(2500ms));
+  auto pub = connected("pub");
+  pub->publish("will/marker", "marker");
+  expect_publish(*watcher, "will/marker", "marker");
+  EXPECT_TRUE(eventually([&] { return hub_.bound_sessions() == 0; }));
+}
+
+}  // namespace
+}  // namespace credmq::broker
