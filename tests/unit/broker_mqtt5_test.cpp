@@ -117,5 +117,90 @@ TEST_F(Mqtt5Test, WillDelayNeverForRevokedSession) {
   EXPECT_TRUE(eventually([&] { return hub_.bound_sessions() == 0; }));
 }
 
+// ---------------------------------------------------------------------------------------
+// Message Expiry Interval [MQTT-3.3.2-5, -6]
+
+mqtt::Publish expiring_publish(const std::string& topic, const std::string& payload,
+                               std::uint8_t qos, std::optional<std::uint32_t> expiry,
+                               std::uint16_t packet_id, bool retain = false) {
+  mqtt::Publish publish{qos, retain, false, topic, packet_id, {}, payload};
+  publish.properties.message_expiry_interval = expiry;
+  return publish;
+}
+
+// Lets the clock pass a message's expiry: time itself is what is tested here.
+void wait_past(Clock::time_point when) {
+  while (Clock::now() < when) std::this_thread::sleep_for(10ms);
+}
+
+TEST_F(Mqtt5Test, MessageExpiredInOfflineSessionIsNotDelivered) {
+  auto connect = make_connect("offline", user(), false);
+  connect.properties.session_expiry_interval = 60;
+  {
+    auto c = connected5(connect);
+    c->subscribe("e/#", 1);
+    c->send(mqtt::Disconnect{});
+    EXPECT_TRUE(c->wait_eof());
+  }
+  auto pub = connected("pub", ProtocolVersion::v5);
+  const auto published_at = Clock::now();
+  pub->send(expiring_publish("e/short", "short", 1, 1, 1));
+  pub->send(expiring_publish("e/long", "long", 1, 60, 2));
+  pub->send(expiring_publish("e/none", "none", 1, std::nullopt, 3));
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(pub->expect<mqtt::Ack>().type, mqtt::PacketType::puback);
+  wait_past(published_at + 1100ms);
+  mqtt::Connack connack;
+  auto c = connected5(connect, &connack);
+  EXPECT_TRUE(connack.session_present);
+  auto long_lived = expect_publish(*c, "e/long", "long");
+  ASSERT_TRUE(long_lived.properties.message_expiry_interval);
+  // Received 60, minus the time it waited (just over 1 s): 59 whole seconds left, rounded up.
+  EXPECT_GE(*long_lived.properties.message_expiry_interval, 58u);
+  EXPECT_LE(*long_lived.properties.message_expiry_interval, 59u);
+  auto no_expiry = expect_publish(*c, "e/none", "none");
+  EXPECT_FALSE(no_expiry.properties.message_expiry_interval);
+}
+
+TEST_F(Mqtt5Test, MessageExpiredWhileWaitingForReceiveMaximumIsNotDelivered) {
+  auto connect = make_connect("slow", user());
+  connect.properties.receive_maximum = 1;
+  auto sub = connected5(connect);
+  sub->subscribe("e", 1);
+  auto pub = connected("pub", ProtocolVersion::v5);
+  const auto published_at = Clock::now();
+  pub->send(expiring_publish("e", "first", 1, 1, 1));
+  pub->send(expiring_publish("e", "second", 1, 1, 2));
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(pub->expect<mqtt::Ack>().type, mqtt::PacketType::puback);
+  auto first = expect_publish(*sub, "e", "first");
+  EXPECT_EQ(first.properties.message_expiry_interval, 1u);
+  wait_past(published_at + 1100ms);
+  sub->send(mqtt::Ack{mqtt::PacketType::puback, first.packet_id, 0, {}});
+  pub->publish("e", "marker", 0);
+  expect_publish(*sub, "e", "marker");  // "second" expired in the queue
+}
+
+TEST_F(Mqtt5Test, RetainedMessageExpires) {
+  auto pub = connected("pub", ProtocolVersion::v5);
+  const auto published_at = Clock::now();
+  pub->send(expiring_publish("r/short", "short", 1, 1, 1, true));
+  pub->send(expiring_publish("r/long", "long", 1, 100, 2, true));
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(pub->expect<mqtt::Ack>().type, mqtt::PacketType::puback);
+  {
+    auto sub = connected("early", ProtocolVersion::v5);
+    sub->subscribe("r/short", 0);
+    auto m = expect_publish(*sub, "r/short", "short");
+    EXPECT_TRUE(m.retain);
+    EXPECT_EQ(m.properties.message_expiry_interval, 1u);
+  }
+  wait_past(published_at + 1100ms);
+  auto sub = connected("late", ProtocolVersion::v5);
+  sub->subscribe("r/#", 0);
+  auto m = expect_publish(*sub, "r/long", "long");  // r/short has expired
+  EXPECT_GE(m.properties.message_expiry_interval.value_or(0), 98u);
+  EXPECT_LE(m.properties.message_expiry_interval.value_or(0), 99u);
+  pub->publish("r/marker", "marker");
+  expect_publish(*sub, "r/marker", "marker");
+}
+
 }  // namespace
 }  // namespace credmq::broker

@@ -17,6 +17,7 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr std::uint16_t kTopicAliasMaximum = 10;
+const mqtt::Properties kNoProperties;
 // Items gathered into one write, and the bound on packets moved from the session queue
 // ahead of the socket (the rest wait in the session queue, bounded there).
 constexpr std::size_t kMaxBatch = 256;
@@ -70,6 +71,17 @@ mqtt::ReasonCode reason_of(const error_code& ec) {
 const char* phase_name(int phase) {
   static const char* const names[] = {"awaiting_connect", "authenticating", "connected", "closing"};
   return names[phase];
+}
+
+// The properties a forwarded PUBLISH carries: the message's own, with the Message Expiry
+// Interval set to the time left [MQTT-3.3.2-6]. Only messages that need a change are copied,
+// into a per-thread scratch whose capacity is reused.
+const mqtt::Properties& forwarded_properties(const Message& message, Clock::time_point now) {
+  if (!message.properties.message_expiry_interval) return message.properties;
+  thread_local mqtt::Properties scratch;
+  scratch = message.properties;
+  scratch.message_expiry_interval = message.seconds_left(now);
+  return scratch;
 }
 
 }  // namespace
@@ -645,17 +657,23 @@ void Connection::resend_inflight() {
 void Connection::pump() {
   if (phase_ == Phase::connected && session_ && !revoked_.load(std::memory_order_acquire)) {
     thread_local std::string size_probe;
+    const auto now = Clock::now();
     std::lock_guard lock(session_->mutex);
     if (session_->owner == this) {
       auto& queue = session_->queue;
       while (!queue.empty() && out_queue_.size() < kMaxBatch) {
         Delivery& delivery = queue.front();
-        if (delivery.qos > 0 && session_->inflight.size() >= inflight_limit_) break;
         const auto& message = *delivery.message;
+        if (message.expired(now)) {
+          queue.pop_front();  // expired while queued: not delivered [MQTT-3.3.2-5]
+          continue;
+        }
+        if (delivery.qos > 0 && session_->inflight.size() >= inflight_limit_) break;
         if (client_max_packet_size_ != 0) {
           size_probe.clear();
           mqtt::encode_publish_header(size_probe, version_, delivery.qos, delivery.retain, false,
-                                      message.topic, delivery.qos ? 1 : 0, message.properties,
+                                      message.topic, delivery.qos ? 1 : 0,
+                                      is_v5() ? forwarded_properties(message, now) : kNoProperties,
                                       message.payload.size());
           if (size_probe.size() + message.payload.size() > client_max_packet_size_) {
             queue.pop_front();  // larger than the client accepts: discard [MQTT-3.1.2-24]
@@ -687,6 +705,7 @@ void Connection::flush() {
   gather_.clear();
   writing_items_.clear();
   const bool revoked = revoked_.load(std::memory_order_acquire);
+  const auto now = Clock::now();
   while (!out_queue_.empty() && writing_items_.size() < kMaxBatch) {
     OutItem& item = out_queue_.front();
     // Nothing more is delivered to a revoked session.
@@ -694,10 +713,9 @@ void Connection::flush() {
       if (item.message) {
         const auto& message = *item.message;
         item.header_offset = header_arena_.size();
-        static const mqtt::Properties no_properties;
         mqtt::encode_publish_header(
             header_arena_, version_, item.qos, item.retain, item.dup, message.topic, item.packet_id,
-            is_v5() ? message.properties : no_properties, message.payload.size());
+            is_v5() ? forwarded_properties(message, now) : kNoProperties, message.payload.size());
         item.header_size = header_arena_.size() - item.header_offset;
       }
       writing_items_.push_back(std::move(item));

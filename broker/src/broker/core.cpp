@@ -23,7 +23,17 @@ MessagePtr make_message(std::string topic, std::string payload, std::uint8_t qos
   to.response_topic = from.response_topic;
   to.correlation_data = from.correlation_data;
   to.user_properties = from.user_properties;
+  if (from.message_expiry_interval) {
+    message->expires_at =
+        std::chrono::steady_clock::now() + std::chrono::seconds(*from.message_expiry_interval);
+  }
   return message;
+}
+
+std::uint32_t Message::seconds_left(std::chrono::steady_clock::time_point now) const {
+  if (expires_at <= now) return 1;
+  const auto left = std::chrono::ceil<std::chrono::seconds>(expires_at - now).count();
+  return static_cast<std::uint32_t>(std::clamp<std::int64_t>(left, 1, 0xFFFFFFFF));
 }
 
 Core::Core(BrokerConfig cfg, auth::Authenticator& auth, auth::RevocationHub& revocation_hub)
@@ -89,9 +99,16 @@ void Core::retain(Instance& instance, const MessagePtr& message) {
 void Core::deliver_retained(Session& session, std::string_view filter, std::uint8_t granted_qos) {
   std::vector<MessagePtr> found;
   {
+    const auto now = std::chrono::steady_clock::now();
     std::lock_guard lock(session.instance.retained_mutex);
-    for (const auto& [topic, message] : session.instance.retained) {
-      if (mqtt::topic_matches(filter, topic)) found.push_back(message);
+    auto& retained = session.instance.retained;
+    for (auto it = retained.begin(); it != retained.end();) {
+      if (it->second->expired(now)) {
+        it = retained.erase(it);  // a retained message expires too [MQTT-3.3.2-5]
+        continue;
+      }
+      if (mqtt::topic_matches(filter, it->first)) found.push_back(it->second);
+      ++it;
     }
   }
   for (auto& message : found) {

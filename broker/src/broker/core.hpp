@@ -35,6 +35,12 @@ struct Message {
   std::uint8_t qos = 0;
   bool retain = false;
   mqtt::Properties properties;  // only the ones forwarded to subscribers (MQTT 5)
+  // From the Message Expiry Interval; max() when the message does not expire.
+  std::chrono::steady_clock::time_point expires_at = std::chrono::steady_clock::time_point::max();
+
+  bool expired(std::chrono::steady_clock::time_point now) const { return expires_at <= now; }
+  // Whole seconds left, at least 1 (for the forwarded Message Expiry Interval [MQTT-3.3.2-6]).
+  std::uint32_t seconds_left(std::chrono::steady_clock::time_point now) const;
 };
 using MessagePtr = std::shared_ptr<const Message>;
 
