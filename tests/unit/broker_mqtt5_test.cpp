@@ -22,6 +22,25 @@ class Mqtt5Test : public BrokerTest {
   }
 };
 
+// Bytes written as a C array of small integers, for exact-byte expectations.
+std::string bytes(std::initializer_list<int> values) {
+  std::string out;
+  for (int v : values) out.push_back(static_cast<char>(v));
+  return out;
+}
+
+void subscribe_with(Client& c, const std::string& filter, mqtt::SubscribeOptions options,
+                    std::uint16_t packet_id = 1, std::optional<std::uint32_t> identifier = {}) {
+  mqtt::Subscribe subscribe;
+  subscribe.packet_id = packet_id;
+  if (identifier) subscribe.properties.subscription_identifiers.push_back(*identifier);
+  subscribe.subscriptions.push_back({filter, options});
+  c.send(subscribe);
+  auto suback = c.expect<mqtt::Suback>();
+  EXPECT_EQ(suback.packet_id, packet_id);
+  EXPECT_EQ(suback.reason_codes, std::vector<std::uint8_t>{options.qos}) << filter;
+}
+
 mqtt::Connect with_will(mqtt::Connect connect, const std::string& topic,
                         std::optional<std::uint32_t> will_delay,
                         std::optional<std::uint32_t> session_expiry) {
@@ -200,6 +219,62 @@ TEST_F(Mqtt5Test, RetainedMessageExpires) {
   EXPECT_LE(m.properties.message_expiry_interval.value_or(0), 99u);
   pub->publish("r/marker", "marker");
   expect_publish(*sub, "r/marker", "marker");
+}
+
+// ---------------------------------------------------------------------------------------
+// Subscription options: No Local, Retain As Published, Retain Handling
+
+TEST_F(Mqtt5Test, NoLocalSkipsOwnMessagesPerSubscription) {
+  auto c = connected("self", ProtocolVersion::v5);
+  auto other = connected("other", ProtocolVersion::v5);
+  subscribe_with(*c, "nl/a", {0, true, false, 0}, 1);
+  c->publish("nl/a", "own");  // not delivered back [MQTT-3.8.3-3]
+  other->publish("nl/a", "from other");
+  expect_publish(*c, "nl/a", "from other");
+  // An overlapping subscription without No Local still delivers it (one copy).
+  subscribe_with(*c, "nl/+", {0, false, false, 0}, 2);
+  c->publish("nl/a", "own again");
+  expect_publish(*c, "nl/a", "own again");
+  other->publish("nl/a", "marker");
+  expect_publish(*c, "nl/a", "marker");
+}
+
+TEST_F(Mqtt5Test, RetainAsPublished) {
+  auto as_published = connected("rap1", ProtocolVersion::v5);
+  auto cleared = connected("rap0", ProtocolVersion::v5);
+  subscribe_with(*as_published, "rap", {0, false, true, 0});
+  subscribe_with(*cleared, "rap", {0, false, false, 0});
+  auto pub = connected("pub", ProtocolVersion::v5);
+  pub->publish("rap", "kept", 0, true);
+  // Exact bytes: 31 0A 00 03 "rap" 00 (no properties) "kept" for RAP 1 [MQTT-3.3.1-12]
+  EXPECT_EQ(as_published->receive_bytes(),
+            bytes({0x31, 0x0A, 0, 3, 'r', 'a', 'p', 0, 'k', 'e', 'p', 't'}));
+  // and 30 ... with the retain flag cleared for RAP 0 [MQTT-3.3.1-13].
+  EXPECT_EQ(cleared->receive_bytes(),
+            bytes({0x30, 0x0A, 0, 3, 'r', 'a', 'p', 0, 'k', 'e', 'p', 't'}));
+  // A retained message sent because of a new subscription has RETAIN 1 either way.
+  auto late = connected("late", ProtocolVersion::v5);
+  subscribe_with(*late, "rap", {0, false, false, 0});
+  EXPECT_TRUE(expect_publish(*late, "rap", "kept").retain);
+}
+
+TEST_F(Mqtt5Test, RetainHandling) {
+  auto pub = connected("pub", ProtocolVersion::v5);
+  pub->publish("rh/x", "retained", 1, true);
+  auto c = connected("sub", ProtocolVersion::v5);
+  // 0: sent at every subscribe, new or not [MQTT-3.3.1-9].
+  subscribe_with(*c, "rh/#", {0, false, false, 0}, 1);
+  expect_publish(*c, "rh/x", "retained");
+  subscribe_with(*c, "rh/#", {0, false, false, 0}, 2);
+  expect_publish(*c, "rh/x", "retained");
+  // 1: only if the subscription did not exist [MQTT-3.3.1-10].
+  subscribe_with(*c, "rh/#", {0, false, false, 1}, 3);
+  subscribe_with(*c, "rh/+", {0, false, false, 1}, 4);
+  expect_publish(*c, "rh/x", "retained");
+  // 2: never [MQTT-3.3.1-11].
+  subscribe_with(*c, "rh/x", {0, false, false, 2}, 5);
+  pub->publish("rh/marker", "marker");
+  expect_publish(*c, "rh/marker", "marker");  // one copy: rh/# and rh/+ overlap
 }
 
 }  // namespace

@@ -189,6 +189,21 @@ class Client {
 
   // The next packet, or nullopt on EOF (eof() true) or when `timeout` passes.
   std::optional<mqtt::Packet> receive(std::chrono::milliseconds timeout = kWait) {
+    auto bytes = receive_bytes(timeout);
+    if (!bytes) return std::nullopt;
+    mqtt::Packet packet;
+    auto ec = mqtt::decode(std::span<const std::uint8_t>(
+                               reinterpret_cast<const std::uint8_t*>(bytes->data()), bytes->size()),
+                           version_, packet, mqtt::Sender::server);
+    if (ec) {
+      ADD_FAILURE() << "undecodable packet from broker: " << ec.message();
+      return std::nullopt;
+    }
+    return packet;
+  }
+
+  // The next packet's exact bytes (fixed header included), or nullopt as receive().
+  std::optional<std::string> receive_bytes(std::chrono::milliseconds timeout = kWait) {
     const auto deadline = Clock::now() + timeout;
     while (true) {
       auto bytes = std::span<const std::uint8_t>(
@@ -199,14 +214,8 @@ class Client {
         return std::nullopt;
       }
       if (frame.status == mqtt::Frame::Status::complete && bytes.size() >= frame.total_size()) {
-        mqtt::Packet packet;
-        auto ec =
-            mqtt::decode(bytes.first(frame.total_size()), version_, packet, mqtt::Sender::server);
+        std::string packet = buffer_.substr(0, frame.total_size());
         buffer_.erase(0, frame.total_size());
-        if (ec) {
-          ADD_FAILURE() << "undecodable packet from broker: " << ec.message();
-          return std::nullopt;
-        }
         return packet;
       }
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
