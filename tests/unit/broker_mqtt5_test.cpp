@@ -277,5 +277,58 @@ TEST_F(Mqtt5Test, RetainHandling) {
   expect_publish(*c, "rh/marker", "marker");  // one copy: rh/# and rh/+ overlap
 }
 
+// ---------------------------------------------------------------------------------------
+// Receive Maximum [MQTT-3.3.4-7, -9]
+
+TEST_F(Mqtt5Test, NeverMoreInFlightThanClientReceiveMaximum) {
+  auto connect = make_connect("small-window", user());
+  connect.properties.receive_maximum = 2;
+  auto sub = connected5(connect);
+  sub->subscribe("rm", 2);
+  auto pub = connected("pub", ProtocolVersion::v5);
+  pub->publish("rm", "1", 1);
+  pub->publish("rm", "2", 2);
+  pub->publish("rm", "3", 1);
+  pub->publish("rm", "4", 0);  // QoS 0 is not counted, but keeps its place in the order
+  auto m1 = expect_publish(*sub, "rm", "1");
+  auto m2 = expect_publish(*sub, "rm", "2");
+  EXPECT_FALSE(sub->receive(300ms));  // window full: "3" (and "4" behind it) wait
+  sub->send(mqtt::Ack{mqtt::PacketType::pubrec, m2.packet_id, 0, {}});
+  EXPECT_EQ(sub->expect<mqtt::Ack>().type, mqtt::PacketType::pubrel);
+  EXPECT_FALSE(sub->receive(300ms));  // PUBREC does not free the slot; PUBCOMP does
+  sub->send(mqtt::Ack{mqtt::PacketType::pubcomp, m2.packet_id, 0, {}});
+  auto m3 = expect_publish(*sub, "rm", "3");
+  expect_publish(*sub, "rm", "4");
+  sub->send(mqtt::Ack{mqtt::PacketType::puback, m1.packet_id, 0, {}});
+  sub->send(mqtt::Ack{mqtt::PacketType::puback, m3.packet_id, 0, {}});
+  sub->ping();
+}
+
+TEST_F(Mqtt5Test, ClientExceedingOurReceiveMaximumIsDisconnected) {
+  auto config = default_config();
+  config.receive_maximum = 2;
+  start_broker(config);
+  mqtt::Connack connack;
+  auto c = connected5(make_connect("eager", user()), &connack);
+  EXPECT_EQ(connack.properties.receive_maximum, 2);
+  for (std::uint16_t id : {1, 2}) {
+    c->send(mqtt::Publish{2, false, false, "q2", id, {}, "x"});
+    EXPECT_EQ(c->expect<mqtt::Ack>().type, mqtt::PacketType::pubrec);
+  }
+  c->send(mqtt::Ack{mqtt::PacketType::pubrel, 1, 0, {}});
+  EXPECT_EQ(c->expect<mqtt::Ack>().type, mqtt::PacketType::pubcomp);
+  c->send(mqtt::Publish{2, false, false, "q2", 3, {}, "x"});  // 2 unreleased again: fine
+  EXPECT_EQ(c->expect<mqtt::Ack>().type, mqtt::PacketType::pubrec);
+  c->send(mqtt::Publish{1, false, false, "q1", 4, {}, "x"});  // QoS 1 is acked at once
+  EXPECT_EQ(c->expect<mqtt::Ack>().type, mqtt::PacketType::puback);
+  c->send(mqtt::Publish{2, false, false, "q2", 2, {}, "x"});  // a duplicate is no new one
+  EXPECT_EQ(c->expect<mqtt::Ack>().type, mqtt::PacketType::pubrec);
+  c->send(mqtt::Publish{2, false, false, "q2", 5, {}, "x"});  // the third: 0x93
+  // DISCONNECT 0x93 with a Reason String (property 0x1F).
+  EXPECT_EQ(c->receive_bytes(),
+            bytes({0xE0, 0x1D, 0x93, 0x1B, 0x1F, 0, 0x18}) + "receive maximum exceeded");
+  EXPECT_TRUE(c->wait_eof());
+}
+
 }  // namespace
 }  // namespace credmq::broker

@@ -338,6 +338,7 @@ void Connection::on_connect(mqtt::Connect connect) {
       if (self->is_v5()) {
         auto& p = connack.properties;
         if (assigned_id) p.assigned_client_identifier = self->client_id_;
+        p.receive_maximum = std::max<std::uint16_t>(self->core_.config.receive_maximum, 1);
         p.topic_alias_maximum = kTopicAliasMaximum;
         p.maximum_packet_size = static_cast<std::uint32_t>(
             std::min<std::size_t>(self->core_.config.max_packet_size, 268'435'460));
@@ -490,9 +491,20 @@ void Connection::on_publish(mqtt::Publish& publish) {
   }
   if (publish.qos == 2) {
     bool duplicate;
+    bool over_quota = false;
     {
       std::lock_guard lock(session_->mutex);
-      duplicate = !session_->incoming_qos2.insert(publish.packet_id).second;
+      auto& incoming = session_->incoming_qos2;
+      duplicate = incoming.contains(publish.packet_id);
+      if (!duplicate) {
+        over_quota =
+            is_v5() && incoming.size() >= std::max<std::size_t>(core_.config.receive_maximum, 1);
+        if (!over_quota) incoming.insert(publish.packet_id);
+      }
+    }
+    if (over_quota) {
+      fail(mqtt::ReasonCode::receive_maximum_exceeded);  // [MQTT-3.3.4-9]
+      return;
     }
     if (!duplicate) {
       auto message = make_message(std::move(publish.topic), std::move(publish.payload), 2,

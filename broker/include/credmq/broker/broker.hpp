@@ -4,6 +4,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,7 +26,10 @@ struct BrokerConfig {
   // Peer that does not read: hard-close after this when closing.
   std::chrono::milliseconds close_timeout{100};
   std::size_t max_inflight_per_session = 65535;  // outgoing QoS 1/2 not yet acknowledged
-  std::size_t max_queued_per_session = 10'000;   // packets waiting to be written
+  // MQTT 5 Receive Maximum announced in CONNACK: incoming QoS 2 PUBLISHes not yet released
+  // (QoS 1 is acknowledged at once); a client exceeding it gets DISCONNECT 0x93.
+  std::uint16_t receive_maximum = 65535;
+  std::size_t max_queued_per_session = 10'000;  // packets waiting to be written
 };
 
 struct BrokerStats {
