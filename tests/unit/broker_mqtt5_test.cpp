@@ -330,5 +330,70 @@ TEST_F(Mqtt5Test, ClientExceedingOurReceiveMaximumIsDisconnected) {
   EXPECT_TRUE(c->wait_eof());
 }
 
+// ---------------------------------------------------------------------------------------
+// PUBACK/PUBREC reason codes, Payload Format Indicator, Request Problem Information
+
+TEST_F(Mqtt5Test, NoMatchingSubscribersReasonCode) {
+  auto c = connected("lonely", ProtocolVersion::v5);
+  c->send(mqtt::Publish{1, false, false, "nobody", 1, {}, "x"});
+  // PUBACK 0x10, no properties: 40 03 00 01 10.
+  EXPECT_EQ(c->receive_bytes(), bytes({0x40, 0x03, 0, 1, 0x10}));
+  c->send(mqtt::Publish{2, false, false, "nobody", 2, {}, "x"});
+  EXPECT_EQ(c->receive_bytes(), bytes({0x50, 0x03, 0, 2, 0x10}));  // PUBREC 0x10
+  c->send(mqtt::Ack{mqtt::PacketType::pubrel, 2, 0, {}});          // the flow goes on
+  EXPECT_EQ(c->receive_bytes(), bytes({0x70, 0x02, 0, 2}));        // PUBCOMP 0
+  // With a subscriber: 0 (short form).
+  auto sub = connected("sub", ProtocolVersion::v5);
+  sub->subscribe("somebody", 0);
+  c->send(mqtt::Publish{1, false, false, "somebody", 3, {}, "x"});
+  EXPECT_EQ(c->receive_bytes(), bytes({0x40, 0x02, 0, 3}));
+  // 3.1.1 acks carry no reason code.
+  auto old = connected("old");
+  old->send(mqtt::Publish{1, false, false, "nobody", 4, {}, "x"});
+  EXPECT_EQ(old->receive_bytes(), bytes({0x40, 0x02, 0, 4}));
+}
+
+TEST_F(Mqtt5Test, PayloadFormatInvalid) {
+  auto sub = connected("sub", ProtocolVersion::v5);
+  sub->subscribe("pf", 0);
+  auto c = connected("pub", ProtocolVersion::v5);
+  mqtt::Publish bad{1, false, false, "pf", 1, {}, std::string("\xC3\x28", 2)};
+  bad.properties.payload_format_indicator = 1;
+  c->send(bad);
+  EXPECT_EQ(c->receive_bytes(), bytes({0x40, 0x03, 0, 1, 0x99}));  // PUBACK 0x99
+  bad.qos = 2;
+  bad.packet_id = 2;
+  c->send(bad);
+  EXPECT_EQ(c->receive_bytes(), bytes({0x50, 0x03, 0, 2, 0x99}));  // PUBREC 0x99: flow ends
+  mqtt::Publish good{1, false, false, "pf", 3, {}, "h\xC3\xA9llo"};
+  good.properties.payload_format_indicator = 1;
+  c->send(good);
+  EXPECT_EQ(c->expect<mqtt::Ack>().reason_code, 0);
+  auto m = expect_publish(*sub, "pf", "h\xC3\xA9llo");  // the bad ones were not routed
+  EXPECT_EQ(m.properties.payload_format_indicator, 1);
+  bad.qos = 0;
+  bad.packet_id = 0;
+  c->send(bad);
+  EXPECT_EQ(c->expect<mqtt::Disconnect>().reason_code, 0x99);
+  EXPECT_TRUE(c->wait_eof());
+}
+
+TEST_F(Mqtt5Test, RequestProblemInformationZeroStillGetsDisconnectReasonString) {
+  auto connect = make_connect("quiet", user());
+  connect.properties.request_problem_information = 0;
+  auto c = connected5(connect);
+  // Acks carry no Reason String or User Property [MQTT-3.1.2-29]...
+  c->send(mqtt::Publish{1, false, false, "nobody", 1, {}, "x"});
+  EXPECT_EQ(c->receive_bytes(), bytes({0x40, 0x03, 0, 1, 0x10}));
+  mqtt::Unsubscribe unsubscribe{2, {}, {"never"}};
+  c->send(unsubscribe);
+  EXPECT_EQ(c->receive_bytes(), bytes({0xB0, 0x04, 0, 2, 0, 0x11}));
+  // ...DISCONNECT may.
+  c->send(mqtt::Publish{0, false, false, "a/+", 0, {}, "x"});
+  auto disconnect = c->expect<mqtt::Disconnect>();
+  EXPECT_EQ(disconnect.reason_code, 0x90);
+  EXPECT_TRUE(disconnect.properties.reason_string);
+}
+
 }  // namespace
 }  // namespace credmq::broker

@@ -489,6 +489,23 @@ void Connection::on_publish(mqtt::Publish& publish) {
     fail(mqtt::ReasonCode::topic_name_invalid);
     return;
   }
+  // Payload Format Indicator 1 promises UTF-8: a payload that is not is refused, not routed.
+  if (publish.properties.payload_format_indicator == 1 && !mqtt::valid_utf8(publish.payload)) {
+    if (publish.qos == 0) {
+      fail(mqtt::ReasonCode::payload_format_invalid);
+    } else {
+      send(mqtt::Ack{publish.qos == 1 ? mqtt::PacketType::puback : mqtt::PacketType::pubrec,
+                     publish.packet_id,
+                     0x99,
+                     {}});
+      flush();
+    }
+    return;
+  }
+  // 5.0 acks say when nobody was subscribed (0x10); 3.1.1 acks have no reason code.
+  auto ack_code = [this](bool matched) -> std::uint8_t {
+    return matched || !is_v5() ? 0x00 : 0x10;
+  };
   if (publish.qos == 2) {
     bool duplicate;
     bool over_quota = false;
@@ -506,22 +523,23 @@ void Connection::on_publish(mqtt::Publish& publish) {
       fail(mqtt::ReasonCode::receive_maximum_exceeded);  // [MQTT-3.3.4-9]
       return;
     }
+    bool matched = true;  // a duplicate was routed (and answered) before
     if (!duplicate) {
       auto message = make_message(std::move(publish.topic), std::move(publish.payload), 2,
                                   publish.retain, publish.properties);
       if (message->retain) core_.retain(*instance_, message);
-      core_.route(*instance_, message, session_.get());
+      matched = core_.route(*instance_, message, session_.get());
     }
-    send(mqtt::Ack{mqtt::PacketType::pubrec, publish.packet_id, 0, {}});
+    send(mqtt::Ack{mqtt::PacketType::pubrec, publish.packet_id, ack_code(matched), {}});
     flush();
     return;
   }
   auto message = make_message(std::move(publish.topic), std::move(publish.payload), publish.qos,
                               publish.retain, publish.properties);
   if (message->retain) core_.retain(*instance_, message);
-  core_.route(*instance_, message, session_.get());
+  const bool matched = core_.route(*instance_, message, session_.get());
   if (publish.qos == 1) {
-    send(mqtt::Ack{mqtt::PacketType::puback, publish.packet_id, 0, {}});
+    send(mqtt::Ack{mqtt::PacketType::puback, publish.packet_id, ack_code(matched), {}});
     flush();
   }
 }

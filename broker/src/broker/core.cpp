@@ -62,12 +62,12 @@ Instance& Core::instance(const std::string& id) {
   return *slot;
 }
 
-void Core::route(Instance& instance, const MessagePtr& message, const Session* publisher) {
+bool Core::route(Instance& instance, const MessagePtr& message, const Session* publisher) {
   thread_local std::vector<TopicTree::Match> matches;
   matches.clear();
   std::shared_lock lock(instance.mutex);
   instance.subscriptions.match(message->topic, matches);
-  if (matches.empty()) return;
+  bool matched = false;
   // Overlapping subscriptions of one session: one copy at the highest granted QoS.
   std::sort(matches.begin(), matches.end(),
             [](const auto& a, const auto& b) { return a.session < b.session; });
@@ -82,9 +82,11 @@ void Core::route(Instance& instance, const MessagePtr& message, const Session* p
       retain_as_published = retain_as_published || options.retain_as_published;
     }
     if (qos < 0) continue;
+    matched = true;
     enqueue(*session, {message, static_cast<std::uint8_t>(std::min<int>(qos, message->qos)),
                        retain_as_published && message->retain});
   }
+  return matched;
 }
 
 void Core::retain(Instance& instance, const MessagePtr& message) {

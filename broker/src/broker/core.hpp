@@ -134,8 +134,9 @@ class Core {
   Instance& instance(const std::string& id);
 
   // Delivers `message` to every matching session of `instance` (one copy per session, at the
-  // highest granted QoS). `publisher` is for No Local; may be null.
-  void route(Instance& instance, const MessagePtr& message, const Session* publisher);
+  // highest granted QoS). `publisher` is for No Local; may be null. Returns false if no
+  // subscription matched (PUBACK/PUBREC 0x10).
+  bool route(Instance& instance, const MessagePtr& message, const Session* publisher);
   // Stores (or, for an empty payload, deletes) the retained message for its topic.
   void retain(Instance& instance, const MessagePtr& message);
   // Queues the retained messages matching `filter` to `session` (retain flag set).
