@@ -1,5 +1,7 @@
 // In-process tests of the broker's MQTT 5.0 server features (docs/mqtt5.md): raw clients send
 // exact packets and check reason codes, properties and flags of what comes back.
+#include <algorithm>
+
 #include "broker_test_support.hpp"
 
 namespace credmq::broker {
@@ -393,6 +395,55 @@ TEST_F(Mqtt5Test, RequestProblemInformationZeroStillGetsDisconnectReasonString) 
   auto disconnect = c->expect<mqtt::Disconnect>();
   EXPECT_EQ(disconnect.reason_code, 0x90);
   EXPECT_TRUE(disconnect.properties.reason_string);
+}
+
+// ---------------------------------------------------------------------------------------
+// Subscription Identifiers [MQTT-3.3.4-3..5]
+
+TEST_F(Mqtt5Test, SubscriptionIdentifiersAreForwarded) {
+  mqtt::Connack connack;
+  auto sub = connected5(make_connect("ids", user()), &connack);
+  EXPECT_EQ(connack.properties.subscription_identifier_available, 1);
+  subscribe_with(*sub, "si", {0, false, false, 0}, 1, 5);
+  auto pub = connected("pub", ProtocolVersion::v5);
+  pub->publish("si", "one");
+  // Exact bytes: PUBLISH, topic "si", properties (2 bytes): 0B 05.
+  EXPECT_EQ(sub->receive_bytes(), bytes({0x30, 0x0A, 0, 2, 's', 'i', 2, 0x0B, 5, 'o', 'n', 'e'}));
+  // Overlapping subscriptions: one copy with every matching identifier.
+  subscribe_with(*sub, "si/#", {1, false, false, 0}, 2, 200);
+  subscribe_with(*sub, "+", {0, false, false, 0}, 3);  // none
+  pub->publish("si", "two", 1);
+  auto m = expect_publish(*sub, "si", "two");
+  auto ids = m.properties.subscription_identifiers;
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, (std::vector<std::uint32_t>{5, 200}));
+  sub->send(mqtt::Ack{mqtt::PacketType::puback, m.packet_id, 0, {}});
+  // Subscribing again without an identifier removes it.
+  subscribe_with(*sub, "si/#", {0, false, false, 0}, 4);
+  subscribe_with(*sub, "si", {0, false, false, 0}, 5);
+  pub->publish("si", "three");
+  EXPECT_TRUE(expect_publish(*sub, "si", "three").properties.subscription_identifiers.empty());
+}
+
+TEST_F(Mqtt5Test, RetainedMessageCarriesTheNewSubscriptionsIdentifier) {
+  auto pub = connected("pub", ProtocolVersion::v5);
+  pub->publish("ri", "kept", 0, true);
+  auto sub = connected("sub", ProtocolVersion::v5);
+  subscribe_with(*sub, "ri", {0, false, false, 0}, 1, 268'435'455);  // the largest
+  auto m = expect_publish(*sub, "ri", "kept");
+  EXPECT_EQ(m.properties.subscription_identifiers, std::vector<std::uint32_t>{268'435'455});
+  // A 3.1.1 subscriber gets no properties at all.
+  auto old = connected("old");
+  old->subscribe("ri", 0);
+  EXPECT_EQ(old->receive_bytes(), bytes({0x31, 0x08, 0, 2, 'r', 'i', 'k', 'e', 'p', 't'}));
+}
+
+TEST_F(Mqtt5Test, SubscriptionIdentifierZeroIsProtocolError) {
+  auto c = connected("zero", ProtocolVersion::v5);
+  // SUBSCRIBE id 1, properties 0B 00, filter "a", options 0.
+  c->send_bytes(bytes({0x82, 0x09, 0, 1, 2, 0x0B, 0, 0, 1, 'a', 0}));
+  EXPECT_EQ(c->expect<mqtt::Disconnect>().reason_code, 0x82);
+  EXPECT_TRUE(c->wait_eof());
 }
 
 }  // namespace

@@ -586,17 +586,6 @@ TEST_F(BrokerTest, RevokedPeerThatDoesNotReadIsHardClosed) {
   pub->ping();
 }
 
-TEST_F(BrokerTest, SubscriptionIdentifierIsRefused) {
-  auto c = connected("subid", ProtocolVersion::v5);
-  mqtt::Subscribe subscribe;
-  subscribe.packet_id = 1;
-  subscribe.properties.subscription_identifiers.push_back(5);
-  subscribe.subscriptions.push_back({"a", mqtt::SubscribeOptions{0}});
-  c->send(subscribe);
-  EXPECT_EQ(c->expect<mqtt::Disconnect>().reason_code, 0xA1);
-  EXPECT_TRUE(c->wait_eof());
-}
-
 // A CONNECT whose authentication overlaps revoke() either is refused or is closed: never
 // left open once revoke() has returned.
 TEST_F(BrokerTest, RevokeRacingConnectNeverLeavesSessionOpen) {

@@ -76,11 +76,18 @@ const char* phase_name(int phase) {
 // The properties a forwarded PUBLISH carries: the message's own, with the Message Expiry
 // Interval set to the time left [MQTT-3.3.2-6]. Only messages that need a change are copied,
 // into a per-thread scratch whose capacity is reused.
-const mqtt::Properties& forwarded_properties(const Message& message, Clock::time_point now) {
-  if (!message.properties.message_expiry_interval) return message.properties;
+const mqtt::Properties& forwarded_properties(const Message& message, const SubscriptionIds& ids,
+                                             Clock::time_point now) {
+  if (!message.properties.message_expiry_interval && ids.empty()) return message.properties;
   thread_local mqtt::Properties scratch;
   scratch = message.properties;
-  scratch.message_expiry_interval = message.seconds_left(now);
+  if (scratch.message_expiry_interval) scratch.message_expiry_interval = message.seconds_left(now);
+  auto& identifiers = scratch.subscription_identifiers;
+  identifiers.clear();
+  if (!ids.empty()) {
+    identifiers.push_back(ids.first);
+    identifiers.insert(identifiers.end(), ids.more.begin(), ids.more.end());
+  }
   return scratch;
 }
 
@@ -342,7 +349,7 @@ void Connection::on_connect(mqtt::Connect connect) {
         p.topic_alias_maximum = kTopicAliasMaximum;
         p.maximum_packet_size = static_cast<std::uint32_t>(
             std::min<std::size_t>(self->core_.config.max_packet_size, 268'435'460));
-        p.subscription_identifier_available = 0;
+        p.subscription_identifier_available = 1;
         p.shared_subscription_available = 0;
       }
       self->send(connack);
@@ -545,14 +552,15 @@ void Connection::on_publish(mqtt::Publish& publish) {
 }
 
 void Connection::on_subscribe(const mqtt::Subscribe& subscribe) {
-  if (!subscribe.properties.subscription_identifiers.empty()) {
-    // Announced as unavailable in CONNACK [MQTT-3.8.2.1.2].
-    fail(mqtt::ReasonCode::subscription_identifiers_not_supported);
+  const auto& identifiers = subscribe.properties.subscription_identifiers;
+  if (identifiers.size() > 1) {
+    fail(mqtt::ReasonCode::protocol_error);  // at most one per SUBSCRIBE [MQTT-3.8.2.1.2]
     return;
   }
+  const std::uint32_t identifier = identifiers.empty() ? 0 : identifiers.front();
   mqtt::Suback suback;
   suback.packet_id = subscribe.packet_id;
-  std::vector<std::pair<const std::string*, std::uint8_t>> retained_wanted;
+  std::vector<std::pair<const std::string*, Subscription>> retained_wanted;
   {
     std::unique_lock lock(instance_->mutex);
     for (const auto& [filter, options] : subscribe.subscriptions) {
@@ -565,18 +573,21 @@ void Connection::on_subscribe(const mqtt::Subscribe& subscribe) {
         suback.reason_codes.push_back(is_v5() ? 0x9E : 0x80);
         continue;
       }
-      auto granted = options;
-      bool is_new = instance_->subscriptions.insert(filter, session_.get(), granted);
-      session_->subscriptions.insert_or_assign(filter, granted);
-      suback.reason_codes.push_back(granted.qos);
-      if (granted.retain_handling == 0 || (granted.retain_handling == 1 && is_new)) {
-        retained_wanted.emplace_back(&filter, granted.qos);
+      // Replaces an existing subscription's options and identifier (none if absent).
+      const Subscription subscription{options, identifier};
+      bool is_new = instance_->subscriptions.insert(filter, session_.get(), subscription);
+      session_->subscriptions.insert_or_assign(filter, options);
+      suback.reason_codes.push_back(options.qos);
+      if (options.retain_handling == 0 || (options.retain_handling == 1 && is_new)) {
+        retained_wanted.emplace_back(&filter, subscription);
       }
     }
   }
   send(suback);
   // Retained messages go after the SUBACK: the session queue drains behind it.
-  for (const auto& [filter, qos] : retained_wanted) core_.deliver_retained(*session_, *filter, qos);
+  for (const auto& [filter, subscription] : retained_wanted) {
+    core_.deliver_retained(*session_, *filter, subscription);
+  }
   pump();
 }
 
@@ -676,6 +687,7 @@ void Connection::resend_inflight() {
       item.message = inflight.message;
       item.qos = inflight.qos;
       item.retain = inflight.retain;
+      item.subscription_ids = inflight.subscription_ids;
       item.dup = true;
       item.packet_id = packet_id;
       out_queue_.push_back(std::move(item));
@@ -701,10 +713,12 @@ void Connection::pump() {
         if (delivery.qos > 0 && session_->inflight.size() >= inflight_limit_) break;
         if (client_max_packet_size_ != 0) {
           size_probe.clear();
-          mqtt::encode_publish_header(size_probe, version_, delivery.qos, delivery.retain, false,
-                                      message.topic, delivery.qos ? 1 : 0,
-                                      is_v5() ? forwarded_properties(message, now) : kNoProperties,
-                                      message.payload.size());
+          mqtt::encode_publish_header(
+              size_probe, version_, delivery.qos, delivery.retain, false, message.topic,
+              delivery.qos ? 1 : 0,
+              is_v5() ? forwarded_properties(message, delivery.subscription_ids, now)
+                      : kNoProperties,
+              message.payload.size());
           if (size_probe.size() + message.payload.size() > client_max_packet_size_) {
             queue.pop_front();  // larger than the client accepts: discard [MQTT-3.1.2-24]
             continue;
@@ -715,10 +729,12 @@ void Connection::pump() {
         item.retain = delivery.retain;
         if (delivery.qos > 0) {
           item.packet_id = allocate_packet_id(*session_);
-          session_->inflight.emplace(item.packet_id, InflightMessage{delivery.message, delivery.qos,
-                                                                     delivery.retain, false});
+          session_->inflight.emplace(
+              item.packet_id, InflightMessage{delivery.message, delivery.qos, delivery.retain,
+                                              false, delivery.subscription_ids});
         }
         item.message = std::move(delivery.message);
+        item.subscription_ids = std::move(delivery.subscription_ids);
         out_queue_.push_back(std::move(item));
         queue.pop_front();
       }
@@ -745,7 +761,8 @@ void Connection::flush() {
         item.header_offset = header_arena_.size();
         mqtt::encode_publish_header(
             header_arena_, version_, item.qos, item.retain, item.dup, message.topic, item.packet_id,
-            is_v5() ? forwarded_properties(message, now) : kNoProperties, message.payload.size());
+            is_v5() ? forwarded_properties(message, item.subscription_ids, now) : kNoProperties,
+            message.payload.size());
         item.header_size = header_arena_.size() - item.header_offset;
       }
       writing_items_.push_back(std::move(item));

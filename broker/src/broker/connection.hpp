@@ -47,6 +47,7 @@ class Connection : public auth::RevocableSession, public std::enable_shared_from
   // payload is the shared message's bytes.
   struct OutItem {
     MessagePtr message;
+    SubscriptionIds subscription_ids;
     std::string bytes;
     std::uint8_t qos = 0;
     bool retain = false;

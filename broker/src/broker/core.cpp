@@ -75,16 +75,19 @@ bool Core::route(Instance& instance, const MessagePtr& message, const Session* p
     Session* session = matches[i].session;
     int qos = -1;
     bool retain_as_published = false;
+    SubscriptionIds ids;
     for (; i < matches.size() && matches[i].session == session; ++i) {
-      const auto& options = matches[i].options;
+      const auto& subscription = matches[i].subscription;
+      const auto& options = subscription.options;
       if (options.no_local && session == publisher) continue;
       qos = std::max<int>(qos, options.qos);
       retain_as_published = retain_as_published || options.retain_as_published;
+      ids.add(subscription.identifier);  // every matching one [MQTT-3.3.4-3]
     }
     if (qos < 0) continue;
     matched = true;
     enqueue(*session, {message, static_cast<std::uint8_t>(std::min<int>(qos, message->qos)),
-                       retain_as_published && message->retain});
+                       retain_as_published && message->retain, std::move(ids)});
   }
   return matched;
 }
@@ -98,7 +101,8 @@ void Core::retain(Instance& instance, const MessagePtr& message) {
   }
 }
 
-void Core::deliver_retained(Session& session, std::string_view filter, std::uint8_t granted_qos) {
+void Core::deliver_retained(Session& session, std::string_view filter,
+                            const Subscription& subscription) {
   std::vector<MessagePtr> found;
   {
     const auto now = std::chrono::steady_clock::now();
@@ -114,8 +118,10 @@ void Core::deliver_retained(Session& session, std::string_view filter, std::uint
     }
   }
   for (auto& message : found) {
-    auto qos = std::min(granted_qos, message->qos);
-    enqueue(session, {std::move(message), qos, true});
+    auto qos = std::min(subscription.options.qos, message->qos);
+    Delivery delivery{std::move(message), qos, true, {}};
+    delivery.subscription_ids.add(subscription.identifier);
+    enqueue(session, std::move(delivery));
   }
 }
 

@@ -48,17 +48,36 @@ using MessagePtr = std::shared_ptr<const Message>;
 MessagePtr make_message(std::string topic, std::string payload, std::uint8_t qos, bool retain,
                         const mqtt::Properties& from);
 
+// The Subscription Identifiers a delivery carries [MQTT-3.3.4-3]: usually none or one, so
+// the first is inline and only overlapping identified subscriptions allocate.
+struct SubscriptionIds {
+  std::uint32_t first = 0;  // 0 = none
+  std::vector<std::uint32_t> more;
+
+  void add(std::uint32_t id) {
+    if (id == 0) return;
+    if (first == 0) {
+      first = id;
+    } else {
+      more.push_back(id);
+    }
+  }
+  bool empty() const { return first == 0; }
+};
+
 struct Delivery {
   MessagePtr message;
   std::uint8_t qos = 0;
   bool retain = false;
+  SubscriptionIds subscription_ids;
 };
 
 struct InflightMessage {
   MessagePtr message;
   std::uint8_t qos = 1;
   bool retain = false;
-  bool released = false;  // QoS 2: PUBREC received and PUBREL sent; waiting for PUBCOMP
+  bool released = false;             // QoS 2: PUBREC received and PUBREL sent; waiting for PUBCOMP
+  SubscriptionIds subscription_ids;  // resent as first sent
 };
 
 constexpr std::uint32_t kSessionNeverExpires = 0xFFFFFFFF;
@@ -140,7 +159,8 @@ class Core {
   // Stores (or, for an empty payload, deletes) the retained message for its topic.
   void retain(Instance& instance, const MessagePtr& message);
   // Queues the retained messages matching `filter` to `session` (retain flag set).
-  void deliver_retained(Session& session, std::string_view filter, std::uint8_t granted_qos);
+  void deliver_retained(Session& session, std::string_view filter,
+                        const Subscription& subscription);
   // Queues one delivery; drops it if the session is discarded, revoked, offline with QoS 0,
   // or its queue is full. Wakes the owner connection.
   void enqueue(Session& session, Delivery delivery);

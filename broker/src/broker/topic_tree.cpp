@@ -17,7 +17,7 @@ void split_topic_levels(std::string_view topic, std::vector<std::string_view>& l
 }
 
 bool TopicTree::insert(std::string_view filter, Session* session,
-                       const mqtt::SubscribeOptions& options) {
+                       const Subscription& subscription) {
   thread_local std::vector<std::string_view> levels;
   split_topic_levels(filter, levels);
   Node* node = &root_;
@@ -28,7 +28,7 @@ bool TopicTree::insert(std::string_view filter, Session* session,
     }
     node = it->second.get();
   }
-  auto [it, inserted] = node->subscribers.insert_or_assign(session, options);
+  auto [it, inserted] = node->subscribers.insert_or_assign(session, subscription);
   return inserted;
 }
 
@@ -58,7 +58,9 @@ void TopicTree::match(std::string_view topic, std::vector<Match>& out) const {
 void TopicTree::match_below(const Node& node, const std::vector<std::string_view>& levels,
                             std::size_t index, bool dollar_topic, std::vector<Match>& out) {
   auto add_all = [&out](const Node& from) {
-    for (const auto& [session, options] : from.subscribers) out.push_back({session, options});
+    for (const auto& [session, subscription] : from.subscribers) {
+      out.push_back({session, subscription});
+    }
   };
   if (index == levels.size()) {
     add_all(node);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -17,15 +18,21 @@ namespace credmq::broker::detail {
 
 struct Session;
 
+// One session's subscription to one filter.
+struct Subscription {
+  mqtt::SubscribeOptions options;
+  std::uint32_t identifier = 0;  // MQTT 5 Subscription Identifier; 0 = none
+};
+
 class TopicTree {
  public:
   struct Match {
     Session* session;
-    mqtt::SubscribeOptions options;
+    Subscription subscription;
   };
 
   // Adds or replaces `session`'s subscription to `filter`. Returns true if it is new.
-  bool insert(std::string_view filter, Session* session, const mqtt::SubscribeOptions& options);
+  bool insert(std::string_view filter, Session* session, const Subscription& subscription);
   // Returns true if the subscription existed.
   bool erase(std::string_view filter, Session* session);
   // Appends every subscription whose filter matches `topic` (one entry per filter).
@@ -35,7 +42,7 @@ class TopicTree {
  private:
   struct Node {
     std::map<std::string, std::unique_ptr<Node>, std::less<>> children;
-    std::unordered_map<Session*, mqtt::SubscribeOptions> subscribers;
+    std::unordered_map<Session*, Subscription> subscribers;
   };
   static bool erase_below(Node& node, const std::vector<std::string_view>& levels,
                           std::size_t index, Session* session);
