@@ -189,6 +189,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
     const auto& request = parser_->get();
     keep_alive_ = request.keep_alive();
+    head_request_ = request.method() == http::verb::head;
 
     const std::string_view target = request.target();
     const auto question = target.find('?');
@@ -244,6 +245,8 @@ class Session : public std::enable_shared_from_this<Session> {
     response_.keep_alive(keep_alive_);
     response_.body() = std::move(api_response.body);
     response_.prepare_payload();
+    // A response to HEAD carries the headers of the GET answer but never a body.
+    if (head_request_) response_.body().clear();
     stream_.expires_after(core_.config.idle_timeout);
     http::async_write(stream_, response_,
                       beast::bind_front_handler(&Session::on_write, shared_from_this()));
@@ -282,6 +285,7 @@ class Session : public std::enable_shared_from_this<Session> {
   ServerCore& core_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  bool head_request_ = false;
   http::response<http::string_body> response_;
   unsigned version_ = 11;
   bool keep_alive_ = true;

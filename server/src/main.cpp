@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstdio>
 #include <exception>
+#include <functional>
 #include <iostream>
 
 #include "credmq/common/log.hpp"
@@ -70,7 +71,17 @@ int main(int argc, char** argv) {
 
   signals.async_wait([&](const boost::system::error_code&, int signal_number) {
     log::info("signal ", signal_number, ": stopping");
+    signals_context.stop();
   });
+  // SIGHUP would otherwise end the process; there is nothing to reload yet.
+  boost::asio::signal_set hangup(signals_context, SIGHUP);
+  std::function<void(const boost::system::error_code&, int)> on_hangup =
+      [&](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        log::info("SIGHUP: nothing to reload");
+        hangup.async_wait(on_hangup);
+      };
+  hangup.async_wait(on_hangup);
   signals_context.run();
   server.stop();
   log::info("stopped");

@@ -1,12 +1,25 @@
 #include "options.hpp"
 
 #include <boost/program_options.hpp>
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 
 namespace credmq {
 namespace po = boost::program_options;
+
+namespace {
+std::int64_t in_range(const po::variables_map& vm, const char* name, std::int64_t low,
+                      std::int64_t high) {
+  const auto value = vm[name].as<std::int64_t>();
+  if (value < low || value > high) {
+    throw std::invalid_argument("--" + std::string(name) + " must be between " +
+                                std::to_string(low) + " and " + std::to_string(high));
+  }
+  return value;
+}
+}  // namespace
 
 CommandLine parse_command_line(int argc, const char* const argv[]) {
   CommandLine result;
@@ -21,7 +34,7 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
   po::options_description serving("Serving (also valid in the config file)");
   serving.add_options()("data-dir", po::value<std::string>()->default_value("./data"),
                         "directory for credmq.db, master.key and admin-credentials.json")(
-      "listen", po::value<std::vector<std::string>>()->composing(),
+      "listen", po::value<std::vector<std::string>>(),
       "MQTT listener HOST:PORT, repeatable (default 0.0.0.0:1883)")(
       "admin-listen", po::value<std::string>()->default_value("127.0.0.1:8080"),
       "admin HTTP API HOST:PORT")(
@@ -29,20 +42,24 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
       "let clients without a username in, on the default instance (tests, conformance)")(
       "log-level", po::value<std::string>()->default_value("info"),
       "debug, info, warn, error or off")(
-      "instance", po::value<std::vector<std::string>>()->composing(),
+      "instance", po::value<std::vector<std::string>>(),
       "declare an extra instance id, repeatable (the default instance always exists)")(
       "default-instance", po::value<std::string>()->default_value(kDefaultInstanceId),
       "id of the default instance")(
-      "max-packet-size", po::value<std::size_t>()->default_value(defaults.max_packet_size),
+      "max-packet-size",
+      po::value<std::int64_t>()->default_value(static_cast<std::int64_t>(defaults.max_packet_size)),
       "largest MQTT packet accepted, in bytes")(
-      "io-threads", po::value<unsigned>()->default_value(0), "MQTT I/O threads (0 = one per core)")(
+      "io-threads", po::value<std::int64_t>()->default_value(0),
+      "MQTT I/O threads, 0-256 (0 = one per core)")(
       "admin-rate", po::value<double>()->default_value(defaults.admin_calls_per_second),
       "admin API calls per second per AccessKeyId before Throttling.User")(
       "auth-fail-limit-client",
-      po::value<std::size_t>()->default_value(defaults.auth_throttle.max_failures_per_client_id),
+      po::value<std::int64_t>()->default_value(
+          static_cast<std::int64_t>(defaults.auth_throttle.max_failures_per_client_id)),
       "failed CONNECTs per client id within 10 s before refusing without a lookup (0 = off)")(
       "auth-fail-limit-address",
-      po::value<std::size_t>()->default_value(defaults.auth_throttle.max_failures_per_address),
+      po::value<std::int64_t>()->default_value(
+          static_cast<std::int64_t>(defaults.auth_throttle.max_failures_per_address)),
       "failed CONNECTs per source address within 10 s before refusing without a lookup "
       "(0 = off; loopback is exempt)");
 
@@ -58,7 +75,8 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
 
   po::variables_map vm;
   try {
-    po::store(po::parse_command_line(argc, argv, all), vm);
+    // No positional arguments: a stray word is a mistake, not something to ignore.
+    po::store(po::command_line_parser(argc, argv).options(all).positional({}).run(), vm);
     if (vm.count("config")) {
       const std::string path = vm["config"].as<std::string>();
       std::ifstream file(path);
@@ -85,17 +103,17 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
   if (vm.count("instance")) options.instances = vm["instance"].as<std::vector<std::string>>();
   options.default_instance = vm["default-instance"].as<std::string>();
   if (options.default_instance.empty()) throw std::invalid_argument("empty --default-instance");
-  options.max_packet_size = vm["max-packet-size"].as<std::size_t>();
-  if (options.max_packet_size < 16 || options.max_packet_size > 268'435'460) {
-    throw std::invalid_argument("--max-packet-size must be between 16 and 268435460");
-  }
-  options.io_threads = vm["io-threads"].as<unsigned>();
+  options.max_packet_size =
+      static_cast<std::size_t>(in_range(vm, "max-packet-size", 16, 268'435'460));
+  options.io_threads = static_cast<unsigned>(in_range(vm, "io-threads", 0, 256));
   options.admin_calls_per_second = vm["admin-rate"].as<double>();
   if (!(options.admin_calls_per_second > 0)) {
     throw std::invalid_argument("--admin-rate must be positive");
   }
-  options.auth_throttle.max_failures_per_client_id = vm["auth-fail-limit-client"].as<std::size_t>();
-  options.auth_throttle.max_failures_per_address = vm["auth-fail-limit-address"].as<std::size_t>();
+  options.auth_throttle.max_failures_per_client_id =
+      static_cast<std::size_t>(in_range(vm, "auth-fail-limit-client", 0, 1'000'000));
+  options.auth_throttle.max_failures_per_address =
+      static_cast<std::size_t>(in_range(vm, "auth-fail-limit-address", 0, 1'000'000));
   if (!log::parse_level(vm["log-level"].as<std::string>(), result.log_level)) {
     throw std::invalid_argument("unknown --log-level '" + vm["log-level"].as<std::string>() +
                                 "' (debug, info, warn, error, off)");

@@ -1,6 +1,7 @@
 #include "master_key.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -144,6 +145,28 @@ void ensure_private_directory(const std::filesystem::path& dir) {
 void ensure_private_file(const std::filesystem::path& path) {
   FileDescriptor fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
   if (fd.get() < 0) fail("cannot open", path, errno);
+}
+
+DataDirLock::DataDirLock(const std::filesystem::path& dir) {
+  const auto path = dir / "credmq.lock";
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd_ < 0) {
+    throw StorageError("storage: cannot open " + path.string() + ": " + std::strerror(errno));
+  }
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int error = errno;
+    ::close(fd_);
+    fd_ = -1;
+    throw StorageError(error == EWOULDBLOCK
+                           ? "storage: data dir " + dir.string() +
+                                 " is in use by another credmq process"
+                           : "storage: cannot lock " + path.string() + ": " +
+                                 std::strerror(error));
+  }
+}
+
+DataDirLock::~DataDirLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the flock
 }
 
 }  // namespace credmq::storage

@@ -18,4 +18,18 @@ void ensure_private_directory(const std::filesystem::path& dir);
 // mode to its -wal and -shm files) never creates world-readable files.
 void ensure_private_file(const std::filesystem::path& path);
 
+// Exclusive lock on the data dir (flock on DIR/credmq.lock) for the life of the object. A
+// second credmq on the same dir would not know the first one's live sessions, so its
+// revocations could not close them: it must refuse to start instead.
+class DataDirLock {
+ public:
+  explicit DataDirLock(const std::filesystem::path& dir);  // throws StorageError if held
+  ~DataDirLock();
+  DataDirLock(const DataDirLock&) = delete;
+  DataDirLock& operator=(const DataDirLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 }  // namespace credmq::storage

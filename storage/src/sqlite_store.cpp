@@ -191,9 +191,11 @@ class ConnectionPool {
 
 class SqliteStore final : public Store {
  public:
-  SqliteStore(std::filesystem::path db_path, std::unique_ptr<Connection> first,
-              std::string master_key)
-      : pool_(std::move(db_path), std::move(first)), master_key_(std::move(master_key)) {}
+  SqliteStore(std::unique_ptr<DataDirLock> lock, std::filesystem::path db_path,
+              std::unique_ptr<Connection> first, std::string master_key)
+      : lock_(std::move(lock)),
+        pool_(std::move(db_path), std::move(first)),
+        master_key_(std::move(master_key)) {}
 
   void ensure_instance(std::string_view instance_id) override {
     write([&](Connection& connection) {
@@ -355,7 +357,9 @@ class SqliteStore final : public Store {
     if (page_size < 1) throw InvalidArgument("page size must be at least 1");
     std::string after;
     if (!next_token.empty()) {
-      if (!crypto::base64url_decode(next_token, after) || after.empty()) {
+      // A token is the last client id of a page of this group: anything else did not come
+      // from us (or belongs to another group's listing).
+      if (!crypto::base64url_decode(next_token, after) || group_of(after) != group_id) {
         throw InvalidArgument("malformed next token");
       }
     } else if (page_no < 1) {
@@ -541,6 +545,7 @@ class SqliteStore final : public Store {
     return credential;
   }
 
+  std::unique_ptr<DataDirLock> lock_;  // first member: held until everything else is gone
   ConnectionPool pool_;
   const std::string master_key_;
   std::mutex write_mutex_;
@@ -553,6 +558,7 @@ std::unique_ptr<Store> Store::open(const std::filesystem::path& data_dir) {
     std::filesystem::path dir = data_dir;
     if (!dir.has_filename() && dir.has_parent_path()) dir = dir.parent_path();
     ensure_private_directory(dir);
+    auto lock = std::make_unique<DataDirLock>(dir);
     const std::filesystem::path db_path = dir / "credmq.db";
     ensure_private_file(db_path);
     auto first = std::make_unique<Connection>(db_path);
@@ -560,7 +566,8 @@ std::unique_ptr<Store> Store::open(const std::filesystem::path& data_dir) {
     // A database that already seals secrets must never get a fresh (hence wrong) key.
     const bool has_key_check = SqliteStore::read_key_check(*first).has_value();
     std::string master_key = load_or_create_master_key(dir / "master.key", !has_key_check);
-    auto store = std::make_unique<SqliteStore>(db_path, std::move(first), std::move(master_key));
+    auto store = std::make_unique<SqliteStore>(std::move(lock), db_path, std::move(first),
+                                               std::move(master_key));
     store->verify_master_key();
     return store;
   } catch (const crypto::CryptoError& error) {

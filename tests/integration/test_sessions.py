@@ -95,6 +95,22 @@ def test_sigterm_sends_v5_clients_server_shutting_down():
         running.cleanup()
 
 
+def test_a_second_broker_on_the_same_data_dir_refuses_to_start(broker):
+    second = subprocess.run([CREDMQ_BIN, "--data-dir", broker.data_dir, "--listen", "127.0.0.1:0",
+                             "--admin-listen", "127.0.0.1:0"],
+                            capture_output=True, text=True, timeout=10)
+    assert second.returncode == 1
+    assert "in use by another credmq process" in second.stderr
+
+
+def test_flags_replace_config_file_values(tmp_path):
+    config = tmp_path / "credmq.conf"
+    config.write_text("listen = 127.0.0.1:1\nlisten = 127.0.0.1:2\nlog-level = debug\n")
+    with Credmq(["--config", str(config)]) as running:  # the harness passes --listen :0
+        listening = [line for line in running.stdout_lines if line.startswith("MQTT listening")]
+        assert listening == [f"MQTT listening on 127.0.0.1:{running.mqtt_port}"]
+
+
 def test_help_and_bad_flags():
     help_run = subprocess.run([CREDMQ_BIN, "--help"], capture_output=True, text=True, timeout=10)
     assert help_run.returncode == 0
@@ -104,6 +120,10 @@ def test_help_and_bad_flags():
     bad = subprocess.run([CREDMQ_BIN, "--no-such-flag"], capture_output=True, text=True,
                          timeout=10)
     assert bad.returncode == 2 and "no-such-flag" in bad.stderr
+    for args in (["--io-threads", "-1"], ["--io-threads", "100000"], ["stray-word"],
+                 ["--auth-fail-limit-client", "-1"], ["--max-packet-size", "1"]):
+        run = subprocess.run([CREDMQ_BIN, *args], capture_output=True, text=True, timeout=10)
+        assert run.returncode == 2, (args, run.stderr)
 
 
 def test_instances_are_isolated():

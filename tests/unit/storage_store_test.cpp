@@ -350,6 +350,17 @@ TEST_F(StoreTest, CreatesAndFindsAdminKeys) {
   EXPECT_THROW(store_->create_admin_key({"mqtt-cn-nope"}), StorageError);
 }
 
+TEST_F(StoreTest, SecondOpenOfTheSameDataDirIsRefusedWhileTheFirstLives) {
+  try {
+    Store::open(dir());
+    FAIL() << "a second store opened a locked data dir";
+  } catch (const StorageError& error) {
+    EXPECT_THAT(error.what(), HasSubstr("in use by another credmq process"));
+  }
+  store_.reset();
+  EXPECT_NO_THROW(store_ = Store::open(dir()));  // released with the first store
+}
+
 TEST_F(StoreTest, GrantsMoreInstancesToAnAdminKey) {
   const AdminKey key = store_->create_admin_key({kInstance});
   store_->grant_admin_key(key.access_key_id, {kOtherInstance, kInstance});
@@ -439,6 +450,11 @@ TEST_F(ListTest, RefusesInvalidPaging) {
   EXPECT_THROW(store_->list_client_ids(kInstance, "GID_a", 0, 10, ""), InvalidArgument);
   EXPECT_THROW(store_->list_client_ids(kInstance, "GID_a", 1, 0, ""), InvalidArgument);
   EXPECT_THROW(store_->list_client_ids(kInstance, "GID_a", 1, 10, "not+base64url"),
+               InvalidArgument);
+  EXPECT_THROW(store_->list_client_ids(kInstance, "GID_a", 1, 10, "garbage"), InvalidArgument);
+  // A token of another group's listing.
+  const auto other = store_->list_client_ids(kInstance, "GID_a", 1, 5, "");
+  EXPECT_THROW(store_->list_client_ids(kInstance, "GID_ab", 1, 10, other.next_token),
                InvalidArgument);
 }
 
