@@ -89,20 +89,22 @@ AuthResult DeviceCredentialAuthenticator::authenticate_now(const ConnectRequest&
     if (refusal == Refusal::bad_credentials) {
       throttle_.record_failure(request.client_id, request.remote_address);
     }
-    log::debug("auth: refused client ", request.client_id, " key ", key_id, " from ",
-               request.remote_address, ": ", refusal_name(refusal), " (", why, ")");
+    // At info, as Mosquitto logs refused logins by default; throttled repeats stay at debug.
+    log::info("auth: refused client ", log::clip(request.client_id), " key ", log::clip(key_id),
+              " from ", request.remote_address, ": ", refusal_name(refusal), " (", why, ")");
     return AuthResult{std::nullopt, refusal};
   };
   auto accept = [&](Identity identity) {
     throttle_.record_success(request.client_id);
-    log::debug("auth: accepted client ", request.client_id, " key ", identity.key_id, " mode ",
-               identity.mode, " on ", identity.instance_id);
+    log::debug("auth: accepted client ", log::clip(request.client_id), " key ", identity.key_id,
+               " mode ", identity.mode, " on ", identity.instance_id);
     return AuthResult{std::move(identity), Refusal::bad_credentials};
   };
 
   // Cheap refusal of repeat offenders, before any store lookup. Not counted again.
   if (throttle_.blocked(request.client_id, request.remote_address)) {
-    log::debug("auth: throttled client ", request.client_id, " from ", request.remote_address);
+    log::debug("auth: throttled client ", log::clip(request.client_id), " from ",
+               request.remote_address);
     return AuthResult{std::nullopt, Refusal::bad_credentials};
   }
 

@@ -41,6 +41,11 @@ bool parse_level(std::string_view name, Level& out) {
   return false;
 }
 
+std::string clip(std::string_view value, std::size_t max) {
+  if (value.size() <= max) return std::string(value);
+  return std::string(value.substr(0, max)) + "...(" + std::to_string(value.size()) + " bytes)";
+}
+
 void write(Level level, std::string_view message) {
   using namespace std::chrono;
   auto now = system_clock::now();

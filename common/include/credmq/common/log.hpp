@@ -4,6 +4,7 @@
 #pragma once
 
 #include <sstream>
+#include <string>
 #include <string_view>
 
 namespace credmq::log {
@@ -15,6 +16,9 @@ Level level();
 // Parses "debug", "info", "warn", "error", "off"; returns false on an unknown name.
 bool parse_level(std::string_view name, Level& out);
 void write(Level level, std::string_view message);
+// A client-supplied value (client id, topic) cut to at most `max` bytes for a log line, so a
+// 64 KiB client id cannot make 64 KiB log lines.
+std::string clip(std::string_view value, std::size_t max = 128);
 
 template <class... Args>
 void emit(Level at, const Args&... args) {
