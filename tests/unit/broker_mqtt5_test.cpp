@@ -446,5 +446,109 @@ TEST_F(Mqtt5Test, SubscriptionIdentifierZeroIsProtocolError) {
   EXPECT_TRUE(c->wait_eof());
 }
 
+// ---------------------------------------------------------------------------------------
+// Shared subscriptions ($share/<group>/<filter>)
+
+TEST_F(Mqtt5Test, SharedSubscriptionDeliversEachMessageToOneMember) {
+  mqtt::Connack connack;
+  auto a = connected5(make_connect("member-a", user()), &connack);
+  EXPECT_EQ(connack.properties.shared_subscription_available, 1);
+  auto b = connected("member-b");  // 3.1.1 clients may share too
+  auto plain = connected("plain", ProtocolVersion::v5);
+  subscribe_with(*a, "$share/g/sh/#", {0, false, false, 0}, 1, 9);
+  b->subscribe("$share/g/sh/#", 0);
+  plain->subscribe("sh/#", 0);
+  a->subscribe("end", 0, 2);
+  b->subscribe("end", 0, 2);
+  auto pub = connected("pub", ProtocolVersion::v5);
+  for (int i = 0; i < 4; ++i) pub->publish("sh/t", std::to_string(i));
+  pub->publish("end", "marker");
+  // Round-robin between two live members: two each, in order; the plain subscriber gets all.
+  auto a1 = expect_publish(*a, "sh/t", "0");
+  EXPECT_EQ(a1.properties.subscription_identifiers, std::vector<std::uint32_t>{9});
+  expect_publish(*a, "sh/t", "2");
+  expect_publish(*a, "end", "marker");
+  expect_publish(*b, "sh/t", "1");
+  expect_publish(*b, "sh/t", "3");
+  expect_publish(*b, "end", "marker");
+  for (int i = 0; i < 4; ++i) expect_publish(*plain, "sh/t", std::to_string(i));
+  // Two groups on one filter each get a copy.
+  plain->subscribe("$share/other/sh/#", 0, 2);
+  pub->publish("sh/t", "both");
+  expect_publish(*plain, "sh/t", "both");
+  expect_publish(*plain, "sh/t", "both");
+}
+
+TEST_F(Mqtt5Test, SharedSubscriptionPrefersOnlineMembersAndGetsNoRetained) {
+  auto pub = connected("pub", ProtocolVersion::v5);
+  pub->publish("job", "retained", 1, true);
+  auto persistent = make_connect("sleeper", user(), false);
+  persistent.properties.session_expiry_interval = 60;
+  {
+    auto sleeper = connected5(persistent);
+    subscribe_with(*sleeper, "$share/w/job", {1, false, false, 0}, 1);
+    sleeper->send(mqtt::Disconnect{});
+    EXPECT_TRUE(sleeper->wait_eof());
+  }
+  auto worker = connected("worker", ProtocolVersion::v5);
+  // No retained message on a shared subscribe, whatever Retain Handling says.
+  subscribe_with(*worker, "$share/w/job", {1, false, false, 0}, 1);
+  ASSERT_TRUE(eventually([&] { return broker_->stats().connections == 2; }));
+  for (int i = 0; i < 3; ++i) pub->publish("job", std::to_string(i), 1);
+  for (int i = 0; i < 3; ++i) {
+    auto m = expect_publish(*worker, "job", std::to_string(i));  // all to the online member
+    EXPECT_FALSE(m.retain);
+    worker->send(mqtt::Ack{mqtt::PacketType::puback, m.packet_id, 0, {}});
+  }
+  mqtt::Connack connack;
+  auto sleeper = connected5(persistent, &connack);
+  EXPECT_TRUE(connack.session_present);
+  sleeper->ping();  // nothing was queued for it
+}
+
+TEST_F(Mqtt5Test, SharedInFlightMessageGoesToAnotherMemberWhenSessionEnds) {
+  auto first = connected("first", ProtocolVersion::v5);
+  subscribe_with(*first, "$share/g/work", {1, false, false, 0}, 1);
+  auto second = connected("second", ProtocolVersion::v5);
+  subscribe_with(*second, "$share/g/work", {2, false, false, 0}, 1, 4);
+  auto pub = connected("pub", ProtocolVersion::v5);
+  pub->publish("work", "job-1", 2);
+  auto m = expect_publish(*first, "work", "job-1");  // the first member's turn
+  EXPECT_EQ(m.qos, 1);
+  first->close();  // never acknowledged; Session Expiry 0: the session ends
+  auto again = expect_publish(*second, "work", "job-1");
+  EXPECT_EQ(again.qos, 2);  // the new member's granted QoS
+  EXPECT_FALSE(again.dup);
+  EXPECT_EQ(again.properties.subscription_identifiers, std::vector<std::uint32_t>{4});
+  second->send(mqtt::Ack{mqtt::PacketType::pubrec, again.packet_id, 0, {}});
+  EXPECT_EQ(second->expect<mqtt::Ack>().type, mqtt::PacketType::pubrel);
+  second->send(mqtt::Ack{mqtt::PacketType::pubcomp, again.packet_id, 0, {}});
+  second->ping();
+}
+
+TEST_F(Mqtt5Test, SharedSubscriptionFiltersAndUnsubscribe) {
+  auto c = connected("c", ProtocolVersion::v5);
+  mqtt::Subscribe subscribe;
+  subscribe.packet_id = 1;
+  for (const char* filter :
+       {"$share/g", "$share//a", "$share/g+/a", "$share/g/a/#/b", "$share/g/a"}) {
+    subscribe.subscriptions.push_back({filter, mqtt::SubscribeOptions{1}});
+  }
+  c->send(subscribe);
+  EXPECT_EQ(c->expect<mqtt::Suback>().reason_codes,
+            (std::vector<std::uint8_t>{0x8F, 0x8F, 0x8F, 0x8F, 1}));
+  mqtt::Unsubscribe unsubscribe{2, {}, {"$share/g/a", "$share/g/a"}};
+  c->send(unsubscribe);
+  EXPECT_EQ(c->expect<mqtt::Unsuback>().reason_codes, (std::vector<std::uint8_t>{0x00, 0x11}));
+  auto pub = connected("pub", ProtocolVersion::v5);
+  pub->send(mqtt::Publish{1, false, false, "a", 1, {}, "x"});
+  EXPECT_EQ(pub->expect<mqtt::Ack>().reason_code, 0x10);  // nobody left
+  // No Local on a shared subscription is a protocol error [MQTT-3.8.3-4].
+  subscribe.subscriptions = {{"$share/g/a", mqtt::SubscribeOptions{0, true, false, 0}}};
+  c->send(subscribe);
+  EXPECT_EQ(c->expect<mqtt::Disconnect>().reason_code, 0x82);
+  EXPECT_TRUE(c->wait_eof());
+}
+
 }  // namespace
 }  // namespace credmq::broker

@@ -350,7 +350,7 @@ void Connection::on_connect(mqtt::Connect connect) {
         p.maximum_packet_size = static_cast<std::uint32_t>(
             std::min<std::size_t>(self->core_.config.max_packet_size, 268'435'460));
         p.subscription_identifier_available = 1;
-        p.shared_subscription_available = 0;
+        p.shared_subscription_available = 1;
       }
       self->send(connack);
       log::info("client ", self->client_id_, " connected on ", self->identity_.instance_id, " (",
@@ -564,13 +564,12 @@ void Connection::on_subscribe(const mqtt::Subscribe& subscribe) {
   {
     std::unique_lock lock(instance_->mutex);
     for (const auto& [filter, options] : subscribe.subscriptions) {
-      const bool shared = filter.starts_with("$share/");
-      if (!mqtt::valid_topic_filter(filter) || options.qos > 2) {
+      std::string_view group;
+      std::string_view topic_filter;
+      bool valid_shared = false;
+      const bool shared = parse_shared_filter(filter, group, topic_filter, valid_shared);
+      if ((shared ? !valid_shared : !mqtt::valid_topic_filter(filter)) || options.qos > 2) {
         suback.reason_codes.push_back(is_v5() ? 0x8F : 0x80);
-        continue;
-      }
-      if (shared) {
-        suback.reason_codes.push_back(is_v5() ? 0x9E : 0x80);
         continue;
       }
       // Replaces an existing subscription's options and identifier (none if absent).
@@ -578,7 +577,8 @@ void Connection::on_subscribe(const mqtt::Subscribe& subscribe) {
       bool is_new = instance_->subscriptions.insert(filter, session_.get(), subscription);
       session_->subscriptions.insert_or_assign(filter, options);
       suback.reason_codes.push_back(options.qos);
-      if (options.retain_handling == 0 || (options.retain_handling == 1 && is_new)) {
+      // No retained messages for a shared subscription [MQTT 4.8.2].
+      if (!shared && (options.retain_handling == 0 || (options.retain_handling == 1 && is_new))) {
         retained_wanted.emplace_back(&filter, subscription);
       }
     }
@@ -730,8 +730,9 @@ void Connection::pump() {
         if (delivery.qos > 0) {
           item.packet_id = allocate_packet_id(*session_);
           session_->inflight.emplace(
-              item.packet_id, InflightMessage{delivery.message, delivery.qos, delivery.retain,
-                                              false, delivery.subscription_ids});
+              item.packet_id,
+              InflightMessage{delivery.message, delivery.qos, delivery.retain, false,
+                              delivery.subscription_ids, std::move(delivery.shared_group)});
         }
         item.message = std::move(delivery.message);
         item.subscription_ids = std::move(delivery.subscription_ids);

@@ -68,10 +68,16 @@ bool Core::route(Instance& instance, const MessagePtr& message, const Session* p
   std::shared_lock lock(instance.mutex);
   instance.subscriptions.match(message->topic, matches);
   bool matched = false;
-  // Overlapping subscriptions of one session: one copy at the highest granted QoS.
+  // Overlapping subscriptions of one session: one copy at the highest granted QoS. Shared
+  // subscriptions (null session) sort first; each gets its own copy.
   std::sort(matches.begin(), matches.end(),
             [](const auto& a, const auto& b) { return a.session < b.session; });
   for (std::size_t i = 0; i < matches.size();) {
+    if (matches[i].group) {
+      matched = deliver_shared(*matches[i].group, message, nullptr) || matched;
+      ++i;
+      continue;
+    }
     Session* session = matches[i].session;
     int qos = -1;
     bool retain_as_published = false;
@@ -87,9 +93,47 @@ bool Core::route(Instance& instance, const MessagePtr& message, const Session* p
     if (qos < 0) continue;
     matched = true;
     enqueue(*session, {message, static_cast<std::uint8_t>(std::min<int>(qos, message->qos)),
-                       retain_as_published && message->retain, std::move(ids)});
+                       retain_as_published && message->retain, std::move(ids), nullptr});
   }
   return matched;
+}
+
+bool Core::deliver_shared(const std::shared_ptr<SharedGroup>& group, const MessagePtr& message,
+                          const Session* exclude) {
+  const auto& members = group->members;
+  const std::size_t count = members.size();
+  if (count == 0) return false;
+  const std::size_t start = group->cursor.fetch_add(1, std::memory_order_relaxed);
+  const std::pair<Session*, Subscription>* chosen = nullptr;
+  for (std::size_t k = 0; k < count; ++k) {
+    const auto& member = members[(start + k) % count];
+    if (member.first == exclude) continue;
+    bool online;
+    {
+      Session& session = *member.first;
+      std::lock_guard lock(session.mutex);
+      if (session.discarded ||
+          (session.owner != nullptr && session.owner_revoked->load(std::memory_order_acquire))) {
+        continue;  // would drop it
+      }
+      online = session.owner != nullptr;
+    }
+    if (online) {
+      chosen = &member;
+      break;
+    }
+    if (!chosen) chosen = &member;  // an offline session queues QoS 1/2 until it returns
+  }
+  if (!chosen) return false;
+  const auto& options = chosen->second.options;
+  Delivery delivery{message,
+                    std::min(options.qos, message->qos),
+                    options.retain_as_published && message->retain,
+                    {},
+                    group};
+  delivery.subscription_ids.add(chosen->second.identifier);
+  enqueue(*chosen->first, std::move(delivery));
+  return true;
 }
 
 void Core::retain(Instance& instance, const MessagePtr& message) {
@@ -119,7 +163,7 @@ void Core::deliver_retained(Session& session, std::string_view filter,
   }
   for (auto& message : found) {
     auto qos = std::min(subscription.options.qos, message->qos);
-    Delivery delivery{std::move(message), qos, true, {}};
+    Delivery delivery{std::move(message), qos, true, {}, nullptr};
     delivery.subscription_ids.add(subscription.identifier);
     enqueue(session, std::move(delivery));
   }
@@ -183,11 +227,30 @@ std::shared_ptr<DelayedWill> Core::discard_session_locked(Instance& instance, Se
     instance.sessions.erase(it);
     session_count.fetch_sub(1, std::memory_order_relaxed);
   }
-  std::lock_guard lock(session.mutex);
-  session.discarded = true;
-  session.queue.clear();
-  session.inflight.clear();
-  session.incoming_qos2.clear();
+  // Messages given to this session through a shared subscription and not yet received go to
+  // another member of the group.
+  std::vector<std::pair<std::shared_ptr<SharedGroup>, MessagePtr>> orphans;
+  {
+    std::lock_guard lock(session.mutex);
+    session.discarded = true;
+    for (auto& delivery : session.queue) {
+      if (delivery.shared_group) {
+        orphans.emplace_back(std::move(delivery.shared_group), std::move(delivery.message));
+      }
+    }
+    for (auto& [packet_id, inflight] : session.inflight) {
+      if (inflight.shared_group && !inflight.released && inflight.message) {
+        orphans.emplace_back(std::move(inflight.shared_group), std::move(inflight.message));
+      }
+    }
+    session.queue.clear();
+    session.inflight.clear();
+    session.incoming_qos2.clear();
+  }
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& [group, message] : orphans) {
+    if (!message->expired(now)) deliver_shared(group, message, &session);
+  }
   return will;
 }
 

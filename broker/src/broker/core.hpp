@@ -26,6 +26,7 @@
 namespace credmq::broker::detail {
 
 class Connection;
+
 struct Instance;
 
 // One application message; shared (never copied) by every subscriber it is delivered to.
@@ -70,6 +71,9 @@ struct Delivery {
   std::uint8_t qos = 0;
   bool retain = false;
   SubscriptionIds subscription_ids;
+  // Set when delivered through a shared subscription: if this session ends before the
+  // message is received, another member of the group gets it.
+  std::shared_ptr<SharedGroup> shared_group;
 };
 
 struct InflightMessage {
@@ -78,6 +82,7 @@ struct InflightMessage {
   bool retain = false;
   bool released = false;             // QoS 2: PUBREC received and PUBREL sent; waiting for PUBCOMP
   SubscriptionIds subscription_ids;  // resent as first sent
+  std::shared_ptr<SharedGroup> shared_group;
 };
 
 constexpr std::uint32_t kSessionNeverExpires = 0xFFFFFFFF;
@@ -156,6 +161,10 @@ class Core {
   // highest granted QoS). `publisher` is for No Local; may be null. Returns false if no
   // subscription matched (PUBACK/PUBREC 0x10).
   bool route(Instance& instance, const MessagePtr& message, const Session* publisher);
+  // Delivers `message` to one member of a shared subscription (round-robin, preferring
+  // members that are online), other than `exclude`. False if there is none.
+  bool deliver_shared(const std::shared_ptr<SharedGroup>& group, const MessagePtr& message,
+                      const Session* exclude);
   // Stores (or, for an empty payload, deletes) the retained message for its topic.
   void retain(Instance& instance, const MessagePtr& message);
   // Queues the retained messages matching `filter` to `session` (retain flag set).

@@ -1,5 +1,9 @@
 #include "topic_tree.hpp"
 
+#include <algorithm>
+
+#include "credmq/mqtt/codec.hpp"
+
 namespace credmq::broker::detail {
 
 void split_topic_levels(std::string_view topic, std::vector<std::string_view>& levels) {
@@ -16,10 +20,29 @@ void split_topic_levels(std::string_view topic, std::vector<std::string_view>& l
   }
 }
 
+bool parse_shared_filter(std::string_view filter, std::string_view& group,
+                         std::string_view& topic_filter, bool& valid) {
+  constexpr std::string_view kPrefix = "$share/";
+  if (!filter.starts_with(kPrefix)) return false;
+  const auto rest = filter.substr(kPrefix.size());
+  const auto slash = rest.find('/');
+  valid = false;
+  if (slash == std::string_view::npos) return true;
+  group = rest.substr(0, slash);
+  topic_filter = rest.substr(slash + 1);
+  valid = !group.empty() && group.find_first_of("+#") == std::string_view::npos &&
+          mqtt::valid_topic_filter(topic_filter);
+  return true;
+}
+
 bool TopicTree::insert(std::string_view filter, Session* session,
                        const Subscription& subscription) {
   thread_local std::vector<std::string_view> levels;
-  split_topic_levels(filter, levels);
+  std::string_view group;
+  std::string_view topic_filter = filter;
+  bool valid = true;
+  const bool is_shared = parse_shared_filter(filter, group, topic_filter, valid);
+  split_topic_levels(topic_filter, levels);
   Node* node = &root_;
   for (auto level : levels) {
     auto it = node->children.find(level);
@@ -28,24 +51,53 @@ bool TopicTree::insert(std::string_view filter, Session* session,
     }
     node = it->second.get();
   }
-  auto [it, inserted] = node->subscribers.insert_or_assign(session, subscription);
-  return inserted;
+  if (!is_shared) {
+    auto [it, inserted] = node->subscribers.insert_or_assign(session, subscription);
+    return inserted;
+  }
+  auto& shared = node->shared[std::string(group)];
+  if (!shared) shared = std::make_shared<SharedGroup>();
+  for (auto& [member, existing] : shared->members) {
+    if (member == session) {
+      existing = subscription;
+      return false;
+    }
+  }
+  shared->members.emplace_back(session, subscription);
+  return true;
 }
 
 bool TopicTree::erase(std::string_view filter, Session* session) {
   thread_local std::vector<std::string_view> levels;
-  split_topic_levels(filter, levels);
-  return erase_below(root_, levels, 0, session);
+  std::string_view group;
+  std::string_view topic_filter = filter;
+  bool valid = true;
+  const bool is_shared = parse_shared_filter(filter, group, topic_filter, valid);
+  if (!valid) return false;
+  split_topic_levels(topic_filter, levels);
+  return erase_below(root_, levels, 0, session, group, is_shared);
 }
 
 bool TopicTree::erase_below(Node& node, const std::vector<std::string_view>& levels,
-                            std::size_t index, Session* session) {
-  if (index == levels.size()) return node.subscribers.erase(session) > 0;
+                            std::size_t index, Session* session, std::string_view group,
+                            bool is_shared) {
+  if (index == levels.size()) {
+    if (!is_shared) return node.subscribers.erase(session) > 0;
+    auto it = node.shared.find(group);
+    if (it == node.shared.end()) return false;
+    auto& members = it->second->members;
+    auto member = std::find_if(members.begin(), members.end(),
+                               [session](const auto& m) { return m.first == session; });
+    if (member == members.end()) return false;
+    members.erase(member);
+    if (members.empty()) node.shared.erase(it);
+    return true;
+  }
   auto it = node.children.find(levels[index]);
   if (it == node.children.end()) return false;
-  bool erased = erase_below(*it->second, levels, index + 1, session);
+  bool erased = erase_below(*it->second, levels, index + 1, session, group, is_shared);
   // Prune so that unsubscribed filters do not keep costing memory and match time.
-  if (it->second->children.empty() && it->second->subscribers.empty()) node.children.erase(it);
+  if (it->second->empty()) node.children.erase(it);
   return erased;
 }
 
@@ -59,8 +111,9 @@ void TopicTree::match_below(const Node& node, const std::vector<std::string_view
                             std::size_t index, bool dollar_topic, std::vector<Match>& out) {
   auto add_all = [&out](const Node& from) {
     for (const auto& [session, subscription] : from.subscribers) {
-      out.push_back({session, subscription});
+      out.push_back({session, subscription, nullptr});
     }
+    for (const auto& [name, group] : from.shared) out.push_back({nullptr, {}, &group});
   };
   if (index == levels.size()) {
     add_all(node);
