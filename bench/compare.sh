@@ -98,6 +98,7 @@ run() {
 start_credmq() {
   local dir=$work/credmq-data
   rm -rf "$dir"
+  rm -f "$work/credmq.out"  # a stale "credmq ready" from the previous start must not count
   "$credmq_bin" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --data-dir "$dir" \
     --log-level warn --allow-anonymous --admin-rate 100000 >"$work/credmq.out" 2>"$work/credmq.err" &
   broker_pid=$!
@@ -105,12 +106,15 @@ start_credmq() {
     grep -q "credmq ready" "$work/credmq.out" 2>/dev/null && break
     sleep 0.1
   done
-  grep -q "credmq ready" "$work/credmq.out" || { cat "$work/credmq.err"; exit 1; }
+  grep -q "credmq ready" "$work/credmq.out" || { echo "credmq not ready" >&2; cat "$work/credmq.err"; exit 1; }
   port=$(sed -n 's/^MQTT listening on .*:\([0-9]*\)$/\1/p' "$work/credmq.out" | head -1)
   admin=$(sed -n 's|^Admin API listening on http://\(.*\)/$|\1|p' "$work/credmq.out" | head -1)
   admin_args=(--admin "$admin" --admin-creds "$dir/admin-credentials.json")
-  "$loadgen" --scenario register "${admin_args[@]}" --count "$total" --out "$work/credmq-creds" \
-    >>"$work/register.log"
+  if ! "$loadgen" --scenario register "${admin_args[@]}" --count "$total" \
+    --out "$work/credmq-creds" >>"$work/register.log"; then
+    echo "registering the bench devices failed (port $port, admin $admin)" >&2
+    exit 1
+  fi
   creds=$work/credmq-creds
 }
 
