@@ -550,5 +550,26 @@ TEST_F(Mqtt5Test, SharedSubscriptionFiltersAndUnsubscribe) {
   EXPECT_TRUE(c->wait_eof());
 }
 
+// ---------------------------------------------------------------------------------------
+// Enhanced authentication is not offered
+
+TEST_F(Mqtt5Test, AuthenticationMethodGetsBadAuthenticationMethod) {
+  auto c = client(ProtocolVersion::v5);
+  auto connect = make_connect("enhanced", user());
+  connect.properties.authentication_method = "SCRAM-SHA-1";
+  c->send(connect);
+  EXPECT_EQ(c->receive_bytes(), bytes({0x20, 0x03, 0x00, 0x8C, 0x00}));  // CONNACK 0x8C
+  EXPECT_TRUE(c->wait_eof());
+  EXPECT_EQ(broker_->stats().sessions, 0u);
+}
+
+TEST_F(Mqtt5Test, AuthPacketIsProtocolError) {
+  auto c = connected("auth", ProtocolVersion::v5);
+  c->send_bytes(bytes({0xF0, 0x00}));  // AUTH, Success, no properties
+  EXPECT_EQ(c->receive_bytes(),
+            bytes({0xE0, 0x13, 0x82, 0x11, 0x1F, 0x00, 0x0E}) + "protocol error");
+  EXPECT_TRUE(c->wait_eof());
+}
+
 }  // namespace
 }  // namespace credmq::broker
