@@ -306,6 +306,37 @@ TEST_F(Mqtt5Test, NeverMoreInFlightThanClientReceiveMaximum) {
   sub->ping();
 }
 
+TEST_F(Mqtt5Test, ResendsAfterReconnectRespectTheNewReceiveMaximum) {
+  auto connect = make_connect("resumer", user(), false);
+  connect.properties.session_expiry_interval = 60;
+  auto pub = connected("pub", ProtocolVersion::v5);
+  std::vector<std::uint16_t> ids;
+  {
+    auto sub = connected5(connect);
+    sub->subscribe("rs", 1);
+    for (int i = 0; i < 3; ++i) pub->publish("rs", std::to_string(i), 1);
+    for (int i = 0; i < 3; ++i)
+      ids.push_back(expect_publish(*sub, "rs", std::to_string(i)).packet_id);
+    sub->close();  // none acknowledged
+  }
+  connect.properties.receive_maximum = 1;
+  mqtt::Connack connack;
+  auto sub = connected5(connect, &connack);
+  ASSERT_TRUE(connack.session_present);
+  pub->publish("rs", "new", 1);  // queued behind the three resends
+  for (int i = 0; i < 3; ++i) {
+    auto m = expect_publish(*sub, "rs", std::to_string(i));
+    EXPECT_TRUE(m.dup);
+    EXPECT_EQ(m.packet_id, ids[i]);
+    EXPECT_FALSE(sub->receive(200ms));  // one at a time
+    sub->send(mqtt::Ack{mqtt::PacketType::puback, m.packet_id, 0, {}});
+  }
+  auto m = expect_publish(*sub, "rs", "new");
+  EXPECT_FALSE(m.dup);
+  sub->send(mqtt::Ack{mqtt::PacketType::puback, m.packet_id, 0, {}});
+  sub->ping();
+}
+
 TEST_F(Mqtt5Test, ClientExceedingOurReceiveMaximumIsDisconnected) {
   auto config = default_config();
   config.receive_maximum = 2;

@@ -621,6 +621,15 @@ void Connection::on_ack(const mqtt::Ack& ack) {
                         {}};
     } else {
       auto it = session_->inflight.find(ack.packet_id);
+      // Acknowledged before its resend (it reached the client on the previous connection).
+      const bool settles = it != session_->inflight.end() &&
+                           ((ack.type == mqtt::PacketType::puback && it->second.qos == 1) ||
+                            (ack.type == mqtt::PacketType::pubrec && it->second.qos == 2) ||
+                            (ack.type == mqtt::PacketType::pubcomp && it->second.released));
+      if (settles && it->second.awaiting_resend) {
+        it->second.awaiting_resend = false;
+        --session_->resend_backlog;
+      }
       if (ack.type == mqtt::PacketType::puback) {
         if (it != session_->inflight.end() && it->second.qos == 1) session_->inflight.erase(it);
       } else if (ack.type == mqtt::PacketType::pubrec) {
@@ -677,22 +686,36 @@ std::uint16_t Connection::allocate_packet_id(Session& session) {
   }
 }
 
+// After a reconnect: the client's Receive Maximum bounds the resent PUBLISHes and PUBRELs
+// too [MQTT-3.3.4-7]; the rest are resent by pump() as acknowledgements free slots.
 void Connection::resend_inflight() {
   std::lock_guard lock(session_->mutex);
+  session_->resend_backlog = 0;
+  std::size_t resent = 0;
   for (auto& [packet_id, inflight] : session_->inflight) {
-    if (inflight.released) {
-      send(mqtt::Ack{mqtt::PacketType::pubrel, packet_id, 0, {}});
+    inflight.awaiting_resend = resent >= inflight_limit_;
+    if (inflight.awaiting_resend) {
+      ++session_->resend_backlog;
     } else {
-      OutItem item;
-      item.message = inflight.message;
-      item.qos = inflight.qos;
-      item.retain = inflight.retain;
-      item.subscription_ids = inflight.subscription_ids;
-      item.dup = true;
-      item.packet_id = packet_id;
-      out_queue_.push_back(std::move(item));
+      ++resent;
+      resend(packet_id, inflight);
     }
   }
+}
+
+void Connection::resend(std::uint16_t packet_id, const InflightMessage& inflight) {
+  if (inflight.released) {
+    send(mqtt::Ack{mqtt::PacketType::pubrel, packet_id, 0, {}});
+    return;
+  }
+  OutItem item;
+  item.message = inflight.message;
+  item.qos = inflight.qos;
+  item.retain = inflight.retain;
+  item.subscription_ids = inflight.subscription_ids;
+  item.dup = true;
+  item.packet_id = packet_id;
+  out_queue_.push_back(std::move(item));
 }
 
 // Moves deliverable messages from the session queue to the write queue, then writes.
@@ -702,6 +725,18 @@ void Connection::pump() {
     const auto now = Clock::now();
     std::lock_guard lock(session_->mutex);
     if (session_->owner == this) {
+      auto& inflight = session_->inflight;
+      auto& backlog = session_->resend_backlog;
+      // Resends held back by Receive Maximum go first (while they wait, inflight.size()
+      // exceeds the limit, so no new QoS 1/2 message overtakes them).
+      for (auto it = inflight.begin();
+           backlog > 0 && it != inflight.end() && inflight.size() - backlog < inflight_limit_;
+           ++it) {
+        if (!it->second.awaiting_resend) continue;
+        it->second.awaiting_resend = false;
+        --backlog;
+        resend(it->first, it->second);
+      }
       auto& queue = session_->queue;
       while (!queue.empty() && out_queue_.size() < kMaxBatch) {
         Delivery& delivery = queue.front();

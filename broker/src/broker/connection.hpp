@@ -81,6 +81,7 @@ class Connection : public auth::RevocableSession, public std::enable_shared_from
   // Writing.
   void send(const mqtt::Packet& packet);
   void resend_inflight();
+  void resend(std::uint16_t packet_id, const InflightMessage& inflight);
   void pump();
   void flush();
   void on_written(const boost::system::error_code& ec);

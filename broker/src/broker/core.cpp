@@ -245,6 +245,7 @@ std::shared_ptr<DelayedWill> Core::discard_session_locked(Instance& instance, Se
     }
     session.queue.clear();
     session.inflight.clear();
+    session.resend_backlog = 0;
     session.incoming_qos2.clear();
   }
   const auto now = std::chrono::steady_clock::now();

@@ -83,6 +83,7 @@ struct InflightMessage {
   bool released = false;             // QoS 2: PUBREC received and PUBREL sent; waiting for PUBCOMP
   SubscriptionIds subscription_ids;  // resent as first sent
   std::shared_ptr<SharedGroup> shared_group;
+  bool awaiting_resend = false;  // after a reconnect, beyond the client's Receive Maximum
 };
 
 constexpr std::uint32_t kSessionNeverExpires = 0xFFFFFFFF;
@@ -114,6 +115,7 @@ struct Session {
   bool discarded = false;      // removed from its instance; deliveries are dropped
   std::deque<Delivery> queue;  // not yet sent (waiting for the owner or for in-flight quota)
   std::map<std::uint16_t, InflightMessage> inflight;  // outgoing QoS 1/2, by packet id
+  std::size_t resend_backlog = 0;                     // inflight entries awaiting_resend
   std::uint16_t next_packet_id = 1;
   std::unordered_set<std::uint16_t> incoming_qos2;  // PUBLISH QoS 2 ids awaiting PUBREL
 
