@@ -558,6 +558,47 @@ TEST_F(BrokerTest, RevocationDiscardsPersistentSession) {
   c->ping();
 }
 
+// Revocation item 4 holds for a session that is offline when its credential is revoked:
+// nothing more is queued for it and it is never resumed.
+TEST_F(BrokerTest, RevocationDiscardsOfflinePersistentSession) {
+  {
+    auto device = connected("offline", ProtocolVersion::v3_1_1, user("i1", 31), false);
+    device->subscribe("q", 1);
+    device->send(mqtt::Disconnect{});
+    EXPECT_TRUE(device->wait_eof());
+  }
+  // The offline session stays bound to its credential.
+  ASSERT_TRUE(eventually([&] { return hub_.bound_sessions() == 1; }));
+  auto pub = connected("pub");
+  pub->publish("q", "queued before the revocation", 1);
+  auth_.mark_revoked(31);
+  EXPECT_EQ(hub_.revoke(31), 1u);
+  pub->publish("q", "published after the revocation", 1);
+  auto c = client();
+  auto connack = c->connect(make_connect("offline", user("i1", 32), false));
+  EXPECT_EQ(connack.reason_code, 0);
+  EXPECT_FALSE(connack.session_present);
+  c->ping();                             // a queued PUBLISH would arrive first
+  EXPECT_EQ(hub_.bound_sessions(), 1u);  // only the new connection
+}
+
+TEST_F(BrokerTest, OfflinePersistentSessionResumesWithItsCredential) {
+  {
+    auto device = connected("resume", ProtocolVersion::v3_1_1, user("i1", 41), false);
+    device->subscribe("r", 1);
+    device->send(mqtt::Disconnect{});
+    EXPECT_TRUE(device->wait_eof());
+  }
+  ASSERT_TRUE(eventually([&] { return hub_.bound_sessions() == 1; }));
+  auto pub = connected("pub");
+  pub->publish("r", "kept while offline", 1);
+  auto c = client();
+  auto connack = c->connect(make_connect("resume", user("i1", 41), false));
+  EXPECT_TRUE(connack.session_present);
+  expect_publish(*c, "r", "kept while offline");
+  EXPECT_EQ(hub_.bound_sessions(), 1u);  // the offline binding gave way to the connection
+}
+
 TEST_F(BrokerTest, RevokeClosesEverySessionOfTheCredential) {
   auto a = connected("shared-a", ProtocolVersion::v5, user("i1", 77));
   auto b = connected("shared-b", ProtocolVersion::v3_1_1, user("i2", 77));

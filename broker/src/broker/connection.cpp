@@ -433,7 +433,11 @@ bool Connection::attach_session(bool clean_start, bool& session_present) {
       const bool expired = existing->owner == nullptr &&
                            existing->expiry_interval != kSessionNeverExpires &&
                            existing->expires_at <= Clock::now();
-      reusable = !clean_start && !owner_revoked && !existing->discarded && !expired;
+      // Left behind by a credential revoked while the session was offline: never resumed.
+      const bool credential_revoked =
+          existing->offline_credential && existing->offline_credential->raised();
+      reusable =
+          !clean_start && !owner_revoked && !existing->discarded && !expired && !credential_revoked;
       if (reusable) {
         existing->owner = this;
         existing->owner_ref = weak_from_this();
@@ -444,6 +448,7 @@ bool Connection::attach_session(bool clean_start, bool& session_present) {
     }
     if (reusable) {
       instance_->expiring.erase(existing.get());
+      core_.release_offline_credential_locked(*instance_, *existing);
       // A new connection to the session before the Will Delay Interval: no will [MQTT-3.1.3-9].
       core_.take_delayed_will_locked(*instance_, *existing);
       session_ = std::move(existing);
@@ -969,8 +974,20 @@ void Connection::end_session(EndReason why) {
       }
     }
   }
+  // Likewise for the session, should it stay offline: a revocation from here on reaches it.
+  std::shared_ptr<RevocationFlag> offline_credential;
+  if (session_ && bound_serial_ != 0 && !revoked) {
+    offline_credential = std::make_shared<RevocationFlag>();
+    if (core_.hub.bind(bound_serial_, identity_.revocation_epoch, offline_credential) ==
+        auth::RevocationHub::BindResult::bound) {
+      offline_credential->serial = bound_serial_;
+    } else {
+      offline_credential->revoke();  // revoked meanwhile: the session ends with us
+    }
+  }
   if (bound_serial_ != 0) core_.hub.unbind(bound_serial_, this);
   bool will_waits = false;
+  bool offline_credential_kept = false;
   if (session_) {
     log::info("client ", client_id_, " disconnected from ", identity_.instance_id,
               revoked ? " (revoked)" : "");
@@ -990,7 +1007,8 @@ void Connection::end_session(EndReason why) {
     }
     if (owned) {
       // A revoked session's state is discarded whatever its expiry.
-      if (revoked || session_->expiry_interval == 0) {
+      if (revoked || session_->expiry_interval == 0 ||
+          (offline_credential && offline_credential->raised())) {
         // The session ends now, and so does any will delay. The session has no delayed will
         // of its own: attaching to it cancelled that.
         (void)core_.discard_session_locked(*instance_, *session_);
@@ -999,6 +1017,10 @@ void Connection::end_session(EndReason why) {
         if (session_->expiry_interval != kSessionNeverExpires) {
           session_->expires_at = now + std::chrono::seconds(session_->expiry_interval);
           instance_->expiring.insert(session_.get());
+        }
+        if (offline_credential) {
+          core_.set_offline_credential_locked(*instance_, *session_, offline_credential);
+          offline_credential_kept = true;
         }
         if (delayed && publish) {
           // Published when the delay passes or the session ends, whichever comes first.
@@ -1016,6 +1038,8 @@ void Connection::end_session(EndReason why) {
   }
   if (delayed && !will_waits && delayed->serial != 0)
     core_.hub.unbind(delayed->serial, delayed.get());
+  if (offline_credential && !offline_credential_kept && offline_credential->serial != 0)
+    core_.hub.unbind(offline_credential->serial, offline_credential.get());
   if (delayed && delayed->revoked.load(std::memory_order_acquire)) publish = false;
   if (publish && !will_waits) {
     log::debug("client ", client_id_, " on ", identity_.instance_id, ": publishing will");

@@ -52,6 +52,10 @@ Core::~Core() {
         hub.unbind(session->delayed_will->serial, session->delayed_will.get());
       }
     }
+    for (Session* session : instance->offline_bound) {
+      const auto& credential = session->offline_credential;
+      if (credential && credential->serial != 0) hub.unbind(credential->serial, credential.get());
+    }
   }
 }
 
@@ -176,6 +180,7 @@ void Core::enqueue(Session& session, Delivery delivery) {
     if (session.discarded) return;
     if (session.owner == nullptr) {
       if (delivery.qos == 0) return;  // offline sessions keep QoS 1/2 only (as Mosquitto)
+      if (session.offline_credential && session.offline_credential->raised()) return;
     } else if (session.owner_revoked->load(std::memory_order_acquire)) {
       return;  // nothing is delivered to a revoked session
     }
@@ -215,7 +220,26 @@ std::shared_ptr<DelayedWill> Core::take_delayed_will_locked(Instance& instance, 
   return will;
 }
 
+void Core::set_offline_credential_locked(Instance& instance, Session& session,
+                                         std::shared_ptr<RevocationFlag> credential) {
+  std::lock_guard lock(session.mutex);
+  session.offline_credential = std::move(credential);
+  instance.offline_bound.insert(&session);
+}
+
+void Core::release_offline_credential_locked(Instance& instance, Session& session) {
+  std::shared_ptr<RevocationFlag> credential;
+  {
+    std::lock_guard lock(session.mutex);
+    credential = std::move(session.offline_credential);
+    session.offline_credential.reset();
+  }
+  instance.offline_bound.erase(&session);
+  if (credential && credential->serial != 0) hub.unbind(credential->serial, credential.get());
+}
+
 std::shared_ptr<DelayedWill> Core::discard_session_locked(Instance& instance, Session& session) {
+  release_offline_credential_locked(instance, session);
   auto will = take_delayed_will_locked(instance, session);
   for (const auto& [filter, options] : session.subscriptions) {
     instance.subscriptions.erase(filter, &session);
@@ -273,12 +297,21 @@ void Core::expire_sessions() {
       due_wills.push_back(take_delayed_will_locked(*instance, *session));
     }
     std::vector<std::shared_ptr<Session>> expired;
+    auto end_session = [&](Session* session) {
+      if (auto it = instance->sessions.find(session->client_id);
+          it != instance->sessions.end() && it->second.get() == session &&
+          std::find(expired.begin(), expired.end(), it->second) == expired.end()) {
+        expired.push_back(it->second);
+      }
+    };
     for (Session* session : instance->expiring) {
-      if (session->expires_at <= now) {
-        if (auto it = instance->sessions.find(session->client_id);
-            it != instance->sessions.end() && it->second.get() == session) {
-          expired.push_back(it->second);
-        }
+      if (session->expires_at <= now) end_session(session);
+    }
+    // The credential of an offline session was revoked: its state goes (mqtt-auth.md,
+    // Revocation item 4), as it does for a live session.
+    for (Session* session : instance->offline_bound) {
+      if (session->offline_credential && session->offline_credential->raised()) {
+        end_session(session);
       }
     }
     for (auto& session : expired) {

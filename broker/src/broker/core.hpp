@@ -88,15 +88,21 @@ struct InflightMessage {
 
 constexpr std::uint32_t kSessionNeverExpires = 0xFFFFFFFF;
 
-// A will waiting for its Will Delay Interval (MQTT 5) after its connection ended. Bound to
-// the revocation hub under the connection's credential serial, so a revocation while it waits
-// drops it.
-struct DelayedWill final : auth::RevocableSession {
-  mqtt::Will will;
-  std::chrono::steady_clock::time_point due{};
+// Stands in the revocation hub, under a connection's credential serial, for what outlives
+// that connection: a will waiting for its delay, an offline persistent session. revoke()
+// (admin thread) only raises the flag; the broker checks it before using what it guards.
+struct RevocationFlag : auth::RevocableSession {
   std::int64_t serial = 0;  // 0: not bound
   std::atomic<bool> revoked{false};
   void revoke() override { revoked.store(true, std::memory_order_release); }
+  bool raised() const { return revoked.load(std::memory_order_acquire); }
+};
+
+// A will waiting for its Will Delay Interval (MQTT 5) after its connection ended; a
+// revocation while it waits drops it.
+struct DelayedWill final : RevocationFlag {
+  mqtt::Will will;
+  std::chrono::steady_clock::time_point due{};
 };
 
 // The server side of an MQTT session; outlives its connections when persistent.
@@ -118,6 +124,9 @@ struct Session {
   std::size_t resend_backlog = 0;                     // inflight entries awaiting_resend
   std::uint16_t next_packet_id = 1;
   std::unordered_set<std::uint16_t> incoming_qos2;  // PUBLISH QoS 2 ids awaiting PUBREL
+  // While offline: the credential it logged in with. Once revoked, the session is state of a
+  // credential that no longer works: nothing is queued for it and it is never resumed.
+  std::shared_ptr<RevocationFlag> offline_credential;
 
   // --- guarded by instance.mutex ---
   std::map<std::string, mqtt::SubscribeOptions, std::less<>> subscriptions;
@@ -138,6 +147,7 @@ struct Instance {
   TopicTree subscriptions;
   std::unordered_set<Session*> expiring;       // offline sessions with a finite expiry
   std::unordered_set<Session*> delayed_wills;  // offline sessions with a delayed will
+  std::unordered_set<Session*> offline_bound;  // offline sessions with an offline_credential
 
   std::mutex retained_mutex;
   std::map<std::string, MessagePtr, std::less<>> retained;
@@ -184,13 +194,20 @@ class Core {
   // Detaches the session's delayed will, if any (unbinding it from the hub). Caller holds
   // instance.mutex exclusively. Dropping the result cancels the will.
   std::shared_ptr<DelayedWill> take_delayed_will_locked(Instance& instance, Session& session);
+  // An offline session's credential binding: set when its connection ends (bound to the hub
+  // by the caller), released (unbound) when a connection resumes it or it is discarded.
+  // Caller holds instance.mutex exclusively and not session.mutex.
+  void set_offline_credential_locked(Instance& instance, Session& session,
+                                     std::shared_ptr<RevocationFlag> credential);
+  void release_offline_credential_locked(Instance& instance, Session& session);
 
   // Removes the session from its instance: subscriptions, table entry, queued state.
   // Caller holds instance.mutex exclusively and not session.mutex. Returns the session's
   // delayed will: the session has ended, so the caller publishes it once unlocked.
   [[nodiscard]] std::shared_ptr<DelayedWill> discard_session_locked(Instance& instance,
                                                                     Session& session);
-  // Publishes delayed wills that are due and discards offline sessions whose expiry has passed.
+  // Publishes delayed wills that are due and discards offline sessions whose expiry has passed
+  // or whose credential was revoked.
   void expire_sessions();
 
   std::string assign_client_id();
