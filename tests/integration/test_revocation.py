@@ -5,7 +5,8 @@ import time
 
 import paho.mqtt.client as paho
 
-from credmq_harness import RawClient, device_login, publish_packet, subscribe_packet
+from credmq_harness import RawClient, connect_packet, device_login, publish_packet, \
+    subscribe_packet
 
 DISCONNECT_ADMINISTRATIVE_ACTION = 0x98
 BAD_USER_NAME_OR_PASSWORD_V5 = 0x86
@@ -145,3 +146,28 @@ def test_other_devices_sessions_are_untouched(broker):
     kept.send(publish_packet("keep/x", b"still here", version=5))
     kind, _, body = kept.read_packet()
     assert kind == 3 and body.endswith(b"still here")
+
+
+def test_refresh_discards_an_offline_persistent_session(broker):
+    cred = broker.admin.register("GID_rev@@@dev-offline", broker.instance_id)
+    device = RawClient(broker.mqtt_port)
+    assert device.connect(cred["ClientId"], *device_login(cred), clean=False) == 0
+    device.send(subscribe_packet("offline/#", qos=1))
+    assert device.read_packet()[0] == 9
+    device.send(b"\xe0\x00")  # DISCONNECT: the session stays, offline
+    assert device.wait_closed() is None
+    publisher = observer(broker, "offline-pub", [])
+    publisher.send(publish_packet("offline/1", b"queued before", qos=1))
+    assert publisher.read_packet()[0] == 4  # PUBACK
+    status, body = broker.admin.call("RefreshDeviceCredential", ClientId=cred["ClientId"],
+                                     InstanceId=broker.instance_id)
+    assert status == 200
+    publisher.send(publish_packet("offline/2", b"queued after", qos=1, packet_id=2))
+    assert publisher.read_packet()[0] == 4
+    fresh = RawClient(broker.mqtt_port)
+    fresh.send(connect_packet(cred["ClientId"], *device_login(body["DeviceCredential"]),
+                              clean=False))
+    kind, _, connack = fresh.read_packet()
+    assert (kind, connack) == (2, b"\x00\x00")  # session present 0, accepted
+    fresh.send(b"\xc0\x00")  # PINGREQ: its PINGRESP must come first, before any PUBLISH
+    assert fresh.read_packet()[0] == 13
