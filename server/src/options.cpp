@@ -48,9 +48,9 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
       "id of the default instance")(
       "max-packet-size",
       po::value<std::int64_t>()->default_value(static_cast<std::int64_t>(defaults.max_packet_size)),
-      "largest MQTT packet accepted, in bytes")(
-      "io-threads", po::value<std::int64_t>()->default_value(0),
-      "MQTT I/O threads, 0-256 (0 = one per core)")(
+      "largest MQTT packet accepted, in bytes")("io-threads",
+                                                po::value<std::int64_t>()->default_value(0),
+                                                "MQTT I/O threads, 0-256 (0 = one per core)")(
       "admin-rate", po::value<double>()->default_value(defaults.admin_calls_per_second),
       "admin API calls per second per AccessKeyId before Throttling.User")(
       "auth-fail-limit-client",

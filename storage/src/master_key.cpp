@@ -160,8 +160,7 @@ DataDirLock::DataDirLock(const std::filesystem::path& dir) {
     throw StorageError(error == EWOULDBLOCK
                            ? "storage: data dir " + dir.string() +
                                  " is in use by another credmq process"
-                           : "storage: cannot lock " + path.string() + ": " +
-                                 std::strerror(error));
+                           : "storage: cannot lock " + path.string() + ": " + std::strerror(error));
   }
 }
 

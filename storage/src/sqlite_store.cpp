@@ -256,8 +256,7 @@ class SqliteStore final : public Store {
   void grant_admin_key(std::string_view access_key_id,
                        const std::vector<std::string>& instances) override {
     write([&](Connection& connection) {
-      Statement exists =
-          connection.prepare("SELECT 1 FROM admin_keys WHERE access_key_id = ?1");
+      Statement exists = connection.prepare("SELECT 1 FROM admin_keys WHERE access_key_id = ?1");
       exists.bind(1, access_key_id);
       if (!exists.step()) throw StorageError("storage: unknown admin key");
       insert_grants(connection, access_key_id, instances);
