@@ -3,6 +3,7 @@ V1-signing admin client and a minimal raw MQTT client (exact bytes, exact reason
 
 Everything here talks to 127.0.0.1 only.
 """
+import atexit
 import base64
 import datetime
 import hashlib
@@ -67,6 +68,17 @@ class LineReader:
                 return self.lines
 
 
+_started = []
+
+
+@atexit.register
+def _kill_leftovers():
+    """A test that fails between start() and stop() must not leave a broker running."""
+    for proc in _started:
+        if proc.poll() is None:
+            proc.kill()
+
+
 class Credmq:
     """A credmq process with its own data dir and ephemeral ports."""
 
@@ -88,6 +100,7 @@ class Credmq:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=self._log,
                                      text=True)
+        _started.append(self.proc)
         lines = queue.Queue()
         threading.Thread(target=self._pump_stdout, args=(lines,), daemon=True).start()
         end = time.monotonic() + deadline
