@@ -77,7 +77,6 @@ struct Server::Impl {
   std::unique_ptr<admin::AdminServer> admin;
   AdminCredentials admin_credentials;
   bool admin_credentials_created = false;
-  bool started = false;
 
   std::filesystem::path credentials_path() const {
     return options.data_dir / kAdminCredentialsFile;
@@ -129,7 +128,6 @@ struct Server::Impl {
                                                  blocking_pool->get_executor());
     admin->start();
     broker->start();
-    started = true;
   }
 
   void stop() {
@@ -137,7 +135,6 @@ struct Server::Impl {
     if (admin) admin->stop();
     if (broker) broker->stop();
     if (blocking_pool) blocking_pool->join();
-    started = false;
   }
 };
 

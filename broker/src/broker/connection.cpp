@@ -951,6 +951,21 @@ void Connection::hard_close(bool reset) {
   core_.unregister_connection(this);
 }
 
+bool Connection::bind_to_credential(const std::shared_ptr<RevocationFlag>& flag) {
+  if (bound_serial_ == 0) return true;  // nothing revocable: the flag is never raised
+  if (core_.hub.bind(bound_serial_, identity_.revocation_epoch, flag) !=
+      auth::RevocationHub::BindResult::bound) {
+    flag->revoke();
+    return false;
+  }
+  flag->serial = bound_serial_;
+  return true;
+}
+
+void Connection::unbind_from_credential(RevocationFlag& flag) {
+  if (flag.serial != 0) core_.hub.unbind(flag.serial, &flag);
+}
+
 void Connection::end_session(EndReason why) {
   if (session_ended_) return;
   session_ended_ = true;
@@ -964,26 +979,17 @@ void Connection::end_session(EndReason why) {
     // Bound before the connection unbinds: a revocation is either seen here or reaches the
     // delayed will while it waits.
     delayed = std::make_shared<DelayedWill>();
-    if (bound_serial_ != 0) {
-      if (core_.hub.bind(bound_serial_, identity_.revocation_epoch, delayed) !=
-          auth::RevocationHub::BindResult::bound) {
-        delayed.reset();
-        publish = false;
-      } else {
-        delayed->serial = bound_serial_;
-      }
+    if (!bind_to_credential(delayed)) {
+      delayed.reset();
+      publish = false;
     }
   }
   // Likewise for the session, should it stay offline: a revocation from here on reaches it.
   std::shared_ptr<RevocationFlag> offline_credential;
   if (session_ && bound_serial_ != 0 && !revoked) {
     offline_credential = std::make_shared<RevocationFlag>();
-    if (core_.hub.bind(bound_serial_, identity_.revocation_epoch, offline_credential) ==
-        auth::RevocationHub::BindResult::bound) {
-      offline_credential->serial = bound_serial_;
-    } else {
-      offline_credential->revoke();  // revoked meanwhile: the session ends with us
-    }
+    // Revoked meanwhile: the flag is raised and the session ends with us.
+    bind_to_credential(offline_credential);
   }
   if (bound_serial_ != 0) core_.hub.unbind(bound_serial_, this);
   bool will_waits = false;
@@ -1036,10 +1042,8 @@ void Connection::end_session(EndReason why) {
       publish = false;  // taken over by a connection that resumed the session [MQTT-3.1.3-9]
     }
   }
-  if (delayed && !will_waits && delayed->serial != 0)
-    core_.hub.unbind(delayed->serial, delayed.get());
-  if (offline_credential && !offline_credential_kept && offline_credential->serial != 0)
-    core_.hub.unbind(offline_credential->serial, offline_credential.get());
+  if (delayed && !will_waits) unbind_from_credential(*delayed);
+  if (offline_credential && !offline_credential_kept) unbind_from_credential(*offline_credential);
   if (delayed && delayed->revoked.load(std::memory_order_acquire)) publish = false;
   if (publish && !will_waits) {
     log::debug("client ", client_id_, " on ", identity_.instance_id, ": publishing will");

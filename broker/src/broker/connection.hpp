@@ -91,6 +91,11 @@ class Connection : public auth::RevocableSession, public std::enable_shared_from
   void close(EndReason why, std::optional<mqtt::ReasonCode> disconnect_reason);
   void fail(mqtt::ReasonCode reason);  // protocol violation: DISCONNECT (5.0) and close
   void abort_connection();             // the socket failed: no more writes
+  // Binds `flag` (a delayed will, an offline session) to this connection's credential before
+  // the connection unbinds, so a revocation reaches one or the other. False (and the flag
+  // raised) if the credential was revoked meanwhile.
+  bool bind_to_credential(const std::shared_ptr<RevocationFlag>& flag);
+  void unbind_from_credential(RevocationFlag& flag);
   void end_session(EndReason why);
   void begin_lingering_close();
   void hard_close(bool reset);

@@ -36,9 +36,6 @@ class CredentialService {
     return store_.find_admin_key(access_key_id);
   }
 
-  // Sessions closed by the last revocation (for logs and tests).
-  RevocationHub& hub() { return hub_; }
-
  private:
   void revoke(const storage::CredentialChange& change);
 
