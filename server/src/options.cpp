@@ -61,7 +61,9 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
       po::value<std::int64_t>()->default_value(
           static_cast<std::int64_t>(defaults.auth_throttle.max_failures_per_address)),
       "failed CONNECTs per source address within 10 s before refusing without a lookup "
-      "(0 = off; loopback is exempt)");
+      "(0 = off; loopback is exempt)")(
+      "sys-interval", po::value<std::int64_t>()->default_value(defaults.sys_interval.count()),
+      "seconds between $SYS/broker/... updates, 0-86400 (0 = no $SYS topics)");
 
   po::options_description all;
   all.add(general).add(serving);
@@ -106,6 +108,7 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
   options.max_packet_size =
       static_cast<std::size_t>(in_range(vm, "max-packet-size", 16, 268'435'460));
   options.io_threads = static_cast<unsigned>(in_range(vm, "io-threads", 0, 256));
+  options.sys_interval = std::chrono::seconds(in_range(vm, "sys-interval", 0, 86'400));
   options.admin_calls_per_second = vm["admin-rate"].as<double>();
   if (!(options.admin_calls_per_second > 0)) {
     throw std::invalid_argument("--admin-rate must be positive");

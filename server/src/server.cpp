@@ -118,6 +118,7 @@ struct Server::Impl {
     broker_config.listen = options.mqtt_listen;
     if (options.allow_anonymous) broker_config.anonymous_instance = options.default_instance;
     broker_config.max_packet_size = options.max_packet_size;
+    broker_config.sys_interval = options.sys_interval;
     broker_config.io_threads = options.io_threads;
     broker = std::make_unique<broker::Broker>(broker_config, *authenticator, *hub);
 

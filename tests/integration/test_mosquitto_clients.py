@@ -58,3 +58,18 @@ def test_wrong_password_is_refused(broker, version):
     assert result.returncode != 0
     # 3.1.1: "Connection Refused: bad user name or password." 5.0: "Bad user name or password"
     assert "bad user name or password" in (result.stdout + result.stderr).lower()
+
+
+def test_sys_topics_read_by_mosquitto_sub(broker):
+    """$SYS/broker/version and clients/connected, as Mosquitto names them, per instance."""
+    cred = broker.admin.register("GID_mosq@@@sys-reader", broker.instance_id)
+    username, password = device_login(cred)
+    result = subprocess.run(
+        ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.mqtt_port), "-i", cred["ClientId"],
+         "-u", username, "-P", password, "-v", "-C", "2", "-W", "15",
+         "-t", "$SYS/broker/version", "-t", "$SYS/broker/clients/connected"],
+        capture_output=True, text=True, timeout=20)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = sorted(result.stdout.splitlines())
+    assert lines[0] == "$SYS/broker/clients/connected 1"
+    assert lines[1].startswith("$SYS/broker/version credmq version ")

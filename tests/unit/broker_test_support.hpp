@@ -332,6 +332,7 @@ class BrokerTest : public ::testing::Test {
     config.io_threads = 2;
     config.connect_timeout = 1000ms;
     config.close_timeout = 200ms;
+    config.sys_interval = 0s;  // no $SYS traffic unless a test asks for it
     return config;
   }
 

@@ -87,13 +87,28 @@ struct Broker::Impl {
     return *contexts[next.fetch_add(1, std::memory_order_relaxed) % contexts.size()];
   }
 
+  // One timer drives the expiry sweep and the $SYS refresh.
   void schedule_expiry_sweep() {
     sweep_timer->expires_after(kExpirySweepInterval);
     sweep_timer->async_wait([this](const error_code& ec) {
       if (ec || stopping) return;
       core.expire_sessions();
+      refresh_sys_topics();
       schedule_expiry_sweep();
     });
+  }
+
+  // Every sys_interval, and within a sweep of an instance's creation (its first $SYS values).
+  void refresh_sys_topics() {
+    const auto interval = core.config.sys_interval;
+    if (interval.count() <= 0) return;
+    const auto now = std::chrono::steady_clock::now();
+    const bool due = now >= next_sys_refresh;
+    const auto instance_count = core.instances().size();
+    if (!due && instance_count == sys_instances_seen) return;
+    sys_instances_seen = instance_count;
+    if (due) next_sys_refresh = now + interval;
+    core.publish_sys_topics(std::chrono::duration_cast<std::chrono::seconds>(now - started_at));
   }
 
   detail::Core core;
@@ -103,6 +118,9 @@ struct Broker::Impl {
   std::vector<std::shared_ptr<Listener>> listeners;
   std::vector<tcp::endpoint> bound;
   std::unique_ptr<asio::steady_timer> sweep_timer;
+  const std::chrono::steady_clock::time_point started_at = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point next_sys_refresh{};  // sweep thread only
+  std::size_t sys_instances_seen = 0;                        // sweep thread only
   std::atomic<std::size_t> next{0};
   std::mutex lifecycle_mutex;
   bool started = false;
@@ -179,8 +197,10 @@ BrokerStats Broker::stats() const {
   BrokerStats stats;
   stats.connections = impl_->core.connection_count();
   stats.sessions = impl_->core.session_count.load(std::memory_order_relaxed);
-  stats.messages_received = impl_->core.messages_received.load(std::memory_order_relaxed);
-  stats.messages_sent = impl_->core.messages_sent.load(std::memory_order_relaxed);
+  for (const auto* instance : impl_->core.instances()) {
+    stats.messages_received += instance->publishes_received.load(std::memory_order_relaxed);
+    stats.messages_sent += instance->publishes_sent.load(std::memory_order_relaxed);
+  }
   return stats;
 }
 

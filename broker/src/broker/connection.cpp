@@ -162,6 +162,8 @@ void Connection::consume(std::span<const std::uint8_t> fresh) {
   std::span<const std::uint8_t> data =
       from_partial ? std::span<const std::uint8_t>(partial_) : fresh;
   std::size_t used = 0;
+  std::uint64_t packets = 0;
+  std::uint64_t publishes = 0;
   while (phase_ != Phase::closing && !read_paused_ && used < data.size()) {
     auto frame = mqtt::frame(data.subspan(used), core_.config.max_packet_size);
     if (frame.status == mqtt::Frame::Status::need_more) break;
@@ -174,7 +176,19 @@ void Connection::consume(std::span<const std::uint8_t> fresh) {
     if (data.size() - used < frame.total_size()) break;
     auto packet = data.subspan(used, frame.total_size());
     used += frame.total_size();
+    ++packets;
+    if ((frame.first_byte >> 4) == static_cast<std::uint8_t>(mqtt::PacketType::publish)) {
+      ++publishes;
+    }
     handle_packet(packet, frame.first_byte);
+  }
+  if (instance_ != nullptr && packets > 0) {
+    instance_->packets_received.fetch_add(packets, std::memory_order_relaxed);
+    if (publishes > 0)
+      instance_->publishes_received.fetch_add(publishes, std::memory_order_relaxed);
+  }
+  if (instance_ != nullptr && !fresh.empty()) {
+    instance_->bytes_received.fetch_add(fresh.size(), std::memory_order_relaxed);
   }
   if (phase_ == Phase::closing) {
     std::vector<std::uint8_t>().swap(partial_);
@@ -340,6 +354,8 @@ void Connection::on_connect(mqtt::Connect connect) {
         self->refuse(0x86);
         return;
       }
+      self->instance_->client_connected();
+      self->counted_connected_ = true;
       mqtt::Connack connack;
       connack.session_present = session_present;
       if (self->is_v5()) {
@@ -480,7 +496,6 @@ bool Connection::attach_session(bool clean_start, bool& session_present) {
 void Connection::on_publish(mqtt::Publish& publish) {
   // From revoke() on, nothing from this session is routed.
   if (revoked_.load(std::memory_order_acquire)) return;
-  core_.messages_received.fetch_add(1, std::memory_order_relaxed);
   if (is_v5() && publish.properties.topic_alias) {
     const auto alias = *publish.properties.topic_alias;
     if (alias == 0 || alias > kTopicAliasMaximum) {
@@ -501,18 +516,33 @@ void Connection::on_publish(mqtt::Publish& publish) {
     fail(mqtt::ReasonCode::topic_name_invalid);
     return;
   }
+  // A 5.0 ack with a failure code ends the QoS 1/2 flow: the message is not routed.
+  auto refuse_publish = [&](std::uint8_t reason) {
+    send(mqtt::Ack{publish.qos == 1 ? mqtt::PacketType::puback : mqtt::PacketType::pubrec,
+                   publish.packet_id,
+                   reason,
+                   {}});
+    flush();
+  };
   // Payload Format Indicator 1 promises UTF-8: a payload that is not is refused, not routed.
   if (publish.properties.payload_format_indicator == 1 && !mqtt::valid_utf8(publish.payload)) {
     if (publish.qos == 0) {
       fail(mqtt::ReasonCode::payload_format_invalid);
     } else {
-      send(mqtt::Ack{publish.qos == 1 ? mqtt::PacketType::puback : mqtt::PacketType::pubrec,
-                     publish.packet_id,
-                     0x99,
-                     {}});
-      flush();
+      refuse_publish(0x99);
     }
     return;
+  }
+  // $SYS/ is the broker's own (as in Mosquitto, clients may read it, not write it): dropped,
+  // and a 5.0 QoS 1/2 sender is told 0x87 Not authorized. 3.1.1 has no way to say so.
+  const bool routed = !is_sys_topic(publish.topic);
+  if (!routed) {
+    log::debug("client ", client_id_, " on ", identity_.instance_id, ": PUBLISH to $SYS dropped");
+    if (publish.qos == 0) return;
+    if (is_v5()) {
+      refuse_publish(0x87);
+      return;
+    }
   }
   // 5.0 acks say when nobody was subscribed (0x10); 3.1.1 acks have no reason code.
   auto ack_code = [this](bool matched) -> std::uint8_t {
@@ -536,7 +566,7 @@ void Connection::on_publish(mqtt::Publish& publish) {
       return;
     }
     bool matched = true;  // a duplicate was routed (and answered) before
-    if (!duplicate) {
+    if (!duplicate && routed) {
       auto message = make_message(std::move(publish.topic), std::move(publish.payload), 2,
                                   publish.retain, publish.properties);
       if (message->retain) core_.retain(*instance_, message);
@@ -546,10 +576,13 @@ void Connection::on_publish(mqtt::Publish& publish) {
     flush();
     return;
   }
-  auto message = make_message(std::move(publish.topic), std::move(publish.payload), publish.qos,
-                              publish.retain, publish.properties);
-  if (message->retain) core_.retain(*instance_, message);
-  const bool matched = core_.route(*instance_, message, session_.get());
+  bool matched = false;
+  if (routed) {
+    auto message = make_message(std::move(publish.topic), std::move(publish.payload), publish.qos,
+                                publish.retain, publish.properties);
+    if (message->retain) core_.retain(*instance_, message);
+    matched = core_.route(*instance_, message, session_.get());
+  }
   if (publish.qos == 1) {
     send(mqtt::Ack{mqtt::PacketType::puback, publish.packet_id, ack_code(matched), {}});
     flush();
@@ -824,16 +857,21 @@ void Connection::flush() {
     return;
   }
   writing_ = true;
-  asio::async_write(
-      socket_, gather_,
-      [self = shared_from_this()](const error_code& ec, std::size_t) { self->on_written(ec); });
+  asio::async_write(socket_, gather_,
+                    [self = shared_from_this()](const error_code& ec, std::size_t bytes) {
+                      self->on_written(ec, bytes);
+                    });
 }
 
-void Connection::on_written(const error_code& ec) {
+void Connection::on_written(const error_code& ec, std::size_t bytes) {
   writing_ = false;
-  std::uint64_t publishes = 0;
-  for (const auto& item : writing_items_) publishes += item.message ? 1 : 0;
-  core_.messages_sent.fetch_add(publishes, std::memory_order_relaxed);
+  if (instance_ != nullptr) {
+    std::uint64_t publishes = 0;
+    for (const auto& item : writing_items_) publishes += item.message ? 1 : 0;
+    instance_->packets_sent.fetch_add(writing_items_.size(), std::memory_order_relaxed);
+    instance_->publishes_sent.fetch_add(publishes, std::memory_order_relaxed);
+    instance_->bytes_sent.fetch_add(bytes, std::memory_order_relaxed);
+  }
   writing_items_.clear();
   if (socket_closed_) return;
   if (ec) {
@@ -969,6 +1007,7 @@ void Connection::unbind_from_credential(RevocationFlag& flag) {
 void Connection::end_session(EndReason why) {
   if (session_ended_) return;
   session_ended_ = true;
+  if (counted_connected_) instance_->client_disconnected();
   const bool revoked = why == EndReason::revoked;
   // No will on a clean DISCONNECT (will_ was reset), on shutdown, and never when revoked.
   bool publish = session_ && will_ && !revoked && why != EndReason::server_shutdown;

@@ -84,7 +84,7 @@ class Connection : public auth::RevocableSession, public std::enable_shared_from
   void resend(std::uint16_t packet_id, const InflightMessage& inflight);
   void pump();
   void flush();
-  void on_written(const boost::system::error_code& ec);
+  void on_written(const boost::system::error_code& ec, std::size_t bytes);
   std::uint16_t allocate_packet_id(Session& session);
 
   // Closing.
@@ -113,6 +113,7 @@ class Connection : public auth::RevocableSession, public std::enable_shared_from
   Phase phase_ = Phase::awaiting_connect;
   std::atomic<bool> revoked_{false};
   bool session_ended_ = false;
+  bool counted_connected_ = false;  // in instance_->clients_connected
   bool socket_closed_ = false;
   bool send_shut_down_ = false;
 

@@ -66,6 +66,22 @@ Instance& Core::instance(const std::string& id) {
   return *slot;
 }
 
+std::vector<Instance*> Core::instances() {
+  std::lock_guard lock(instances_mutex_);
+  std::vector<Instance*> all;
+  all.reserve(instances_.size());
+  for (auto& [id, instance] : instances_) all.push_back(instance.get());
+  return all;
+}
+
+void Instance::client_connected() {
+  const auto now = clients_connected.fetch_add(1, std::memory_order_relaxed) + 1;
+  auto maximum = clients_maximum.load(std::memory_order_relaxed);
+  while (now > maximum &&
+         !clients_maximum.compare_exchange_weak(maximum, now, std::memory_order_relaxed)) {
+  }
+}
+
 bool Core::route(Instance& instance, const MessagePtr& message, const Session* publisher) {
   thread_local std::vector<TopicTree::Match> matches;
   matches.clear();

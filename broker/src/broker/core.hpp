@@ -45,6 +45,11 @@ struct Message {
 };
 using MessagePtr = std::shared_ptr<const Message>;
 
+// "$SYS" and "$SYS/...": the broker's own topics, which clients may not publish to.
+inline bool is_sys_topic(std::string_view topic) {
+  return topic.starts_with("$SYS") && (topic.size() == 4 || topic[4] == '/');
+}
+
 // Builds a Message, keeping only the properties a server forwards.
 MessagePtr make_message(std::string topic, std::string payload, std::uint8_t qos, bool retain,
                         const mqtt::Properties& from);
@@ -151,6 +156,22 @@ struct Instance {
 
   std::mutex retained_mutex;
   std::map<std::string, MessagePtr, std::less<>> retained;
+
+  // Traffic of this instance's connections after CONNECT, for stats and $SYS. Connections add
+  // once per read or write, not per packet, to keep shared cache lines out of the hot path.
+  std::atomic<std::uint64_t> packets_received{0};
+  std::atomic<std::uint64_t> packets_sent{0};
+  std::atomic<std::uint64_t> publishes_received{0};
+  std::atomic<std::uint64_t> publishes_sent{0};
+  std::atomic<std::uint64_t> bytes_received{0};
+  std::atomic<std::uint64_t> bytes_sent{0};
+  std::atomic<std::size_t> clients_connected{0};
+  std::atomic<std::size_t> clients_maximum{0};
+  void client_connected();
+  void client_disconnected() { clients_connected.fetch_sub(1, std::memory_order_relaxed); }
+
+  // $SYS values last published, by topic (used by the $SYS timer only).
+  std::map<std::string, std::string, std::less<>> sys_published;
 };
 
 class Core {
@@ -162,12 +183,16 @@ class Core {
   auth::Authenticator& authenticator;
   auth::RevocationHub& hub;
 
-  std::atomic<std::uint64_t> messages_received{0};
-  std::atomic<std::uint64_t> messages_sent{0};
   std::atomic<std::size_t> session_count{0};
 
   // Creates the instance on first use; the reference stays valid for the Core's lifetime.
   Instance& instance(const std::string& id);
+  // Every instance created so far.
+  std::vector<Instance*> instances();
+
+  // Publishes this broker's $SYS/broker/... topics (retained, QoS 0) in every instance: those
+  // whose value changed, and all of them in an instance that has none yet. `uptime` since start.
+  void publish_sys_topics(std::chrono::seconds uptime);
 
   // Delivers `message` to every matching session of `instance` (one copy per session, at the
   // highest granted QoS). `publisher` is for No Local; may be null. Returns false if no

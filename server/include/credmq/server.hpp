@@ -27,8 +27,9 @@ struct ServerOptions {
   std::string default_instance = kDefaultInstanceId;
   std::vector<std::string> instances;  // declared in addition to the default one
   std::size_t max_packet_size = 1024 * 1024;
-  unsigned io_threads = 0;       // 0 = hardware concurrency
-  unsigned storage_threads = 4;  // blocking pool for SQLite and HMACs
+  std::chrono::seconds sys_interval{10};  // $SYS/broker/... refresh; 0 = none
+  unsigned io_threads = 0;                // 0 = hardware concurrency
+  unsigned storage_threads = 4;           // blocking pool for SQLite and HMACs
   double admin_calls_per_second = 500;
   auth::ThrottleLimits auth_throttle{};
 };

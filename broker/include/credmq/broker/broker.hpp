@@ -30,6 +30,9 @@ struct BrokerConfig {
   // (QoS 1 is acknowledged at once); a client exceeding it gets DISCONNECT 0x93.
   std::uint16_t receive_maximum = 65535;
   std::size_t max_queued_per_session = 10'000;  // packets waiting to be written
+  // $SYS/broker/... topics are refreshed this often (changed values only; Mosquitto's
+  // sys_interval). 0 = no $SYS topics.
+  std::chrono::seconds sys_interval{10};
 };
 
 struct BrokerStats {
