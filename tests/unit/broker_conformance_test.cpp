@@ -1062,5 +1062,25 @@ TEST_F(Conformance5, MQTT_4_8_2_4_SharedQos2DeliveryIsCompletedWithTheSameMember
   other->ping();  // the other member never got it
 }
 
+TEST_F(Conformance5, MQTT_3_3_4_5_EachCopyCarriesItsOwnSubscriptionIdentifier) {
+  auto c = connected("both", ProtocolVersion::v5);
+  for (auto [filter, identifier] :
+       std::vector<std::pair<std::string, std::uint32_t>>{{"$share/g/x", 3}, {"x", 4}}) {
+    mqtt::Subscribe subscribe{static_cast<std::uint16_t>(identifier), {}, {{filter, {0}}}};
+    subscribe.properties.subscription_identifiers = {identifier};
+    c->send(subscribe);
+    EXPECT_EQ(c->expect<mqtt::Suback>().reason_codes, std::vector<std::uint8_t>{0});
+  }
+  auto pub = connected("pub", ProtocolVersion::v5);
+  pub->publish("x", "twice");
+  // A shared and a plain subscription: two copies, each with its subscription's identifier.
+  std::vector<std::vector<std::uint32_t>> seen;
+  for (int i = 0; i < 2; ++i) {
+    seen.push_back(expect_publish(*c, "x", "twice").properties.subscription_identifiers);
+  }
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen, (std::vector<std::vector<std::uint32_t>>{{3}, {4}}));
+}
+
 }  // namespace
 }  // namespace credmq::broker
