@@ -301,8 +301,10 @@ void Connection::on_connect(mqtt::Connect connect) {
   }
   bool assigned_id = false;
   if (connect.client_id.empty()) {
-    if (!is_v5() && !connect.clean_start) {
-      refuse(0x85);  // 3.1.1: a persistent session needs a client id
+    // 3.1.1: a persistent session needs a client id [MQTT-3.1.3-8]. MQTT 3.1 asks for 1 to 23
+    // characters: like Mosquitto, only the lower bound is enforced (return code 2).
+    if (version_ == mqtt::ProtocolVersion::v3_1 || (!is_v5() && !connect.clean_start)) {
+      refuse(0x85);
       return;
     }
     connect.client_id = core_.assign_client_id();
@@ -694,7 +696,7 @@ void Connection::on_disconnect(const mqtt::Disconnect& disconnect) {
   if (is_v5()) {
     if (auto expiry = disconnect.properties.session_expiry_interval) {
       if (session_expiry_ == 0 && *expiry != 0) {
-        fail(mqtt::ReasonCode::protocol_error);  // [MQTT-3.14.2-2]
+        fail(mqtt::ReasonCode::protocol_error);  // 3.14.2.2.2: expiry 0 cannot be raised
         return;
       }
       session_expiry_ = *expiry;
@@ -730,7 +732,18 @@ void Connection::resend_inflight() {
   std::lock_guard lock(session_->mutex);
   session_->resend_backlog = 0;
   std::size_t resent = 0;
-  for (auto& [packet_id, inflight] : session_->inflight) {
+  const auto now = Clock::now();
+  for (auto it = session_->inflight.begin(); it != session_->inflight.end();) {
+    const std::uint16_t packet_id = it->first;
+    InflightMessage& inflight = it->second;
+    // This connection may announce a smaller Maximum Packet Size than the one the PUBLISH was
+    // first sent on: it is discarded, as if sent and acknowledged [MQTT-3.1.2-25].
+    if (!inflight.released &&
+        exceeds_client_maximum(*inflight.message, inflight.subscription_ids, inflight.qos, now)) {
+      it = session_->inflight.erase(it);
+      continue;
+    }
+    ++it;
     inflight.awaiting_resend = resent >= inflight_limit_;
     if (inflight.awaiting_resend) {
       ++session_->resend_backlog;
@@ -756,10 +769,21 @@ void Connection::resend(std::uint16_t packet_id, const InflightMessage& inflight
   out_queue_.push_back(std::move(item));
 }
 
+bool Connection::exceeds_client_maximum(const Message& message, const SubscriptionIds& ids,
+                                        std::uint8_t qos, Clock::time_point now) const {
+  if (client_max_packet_size_ == 0) return false;
+  thread_local std::string size_probe;
+  size_probe.clear();
+  // DUP, RETAIN and the packet id's value do not change the size.
+  mqtt::encode_publish_header(size_probe, version_, qos, false, false, message.topic, qos ? 1 : 0,
+                              is_v5() ? forwarded_properties(message, ids, now) : kNoProperties,
+                              message.payload.size());
+  return size_probe.size() + message.payload.size() > client_max_packet_size_;
+}
+
 // Moves deliverable messages from the session queue to the write queue, then writes.
 void Connection::pump() {
   if (phase_ == Phase::connected && session_ && !revoked_.load(std::memory_order_acquire)) {
-    thread_local std::string size_probe;
     const auto now = Clock::now();
     std::lock_guard lock(session_->mutex);
     if (session_->owner == this) {
@@ -784,18 +808,9 @@ void Connection::pump() {
           continue;
         }
         if (delivery.qos > 0 && session_->inflight.size() >= inflight_limit_) break;
-        if (client_max_packet_size_ != 0) {
-          size_probe.clear();
-          mqtt::encode_publish_header(
-              size_probe, version_, delivery.qos, delivery.retain, false, message.topic,
-              delivery.qos ? 1 : 0,
-              is_v5() ? forwarded_properties(message, delivery.subscription_ids, now)
-                      : kNoProperties,
-              message.payload.size());
-          if (size_probe.size() + message.payload.size() > client_max_packet_size_) {
-            queue.pop_front();  // larger than the client accepts: discard [MQTT-3.1.2-24]
-            continue;
-          }
+        if (exceeds_client_maximum(message, delivery.subscription_ids, delivery.qos, now)) {
+          queue.pop_front();  // larger than the client accepts: discard [MQTT-3.1.2-24]
+          continue;
         }
         OutItem item;
         item.qos = delivery.qos;

@@ -85,6 +85,9 @@ class Connection : public auth::RevocableSession, public std::enable_shared_from
   void pump();
   void flush();
   void on_written(const boost::system::error_code& ec, std::size_t bytes);
+  // Whether a PUBLISH of `message` at `qos` exceeds the client's Maximum Packet Size.
+  bool exceeds_client_maximum(const Message& message, const SubscriptionIds& ids, std::uint8_t qos,
+                              std::chrono::steady_clock::time_point now) const;
   std::uint16_t allocate_packet_id(Session& session);
 
   // Closing.

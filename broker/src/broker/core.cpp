@@ -279,7 +279,9 @@ std::shared_ptr<DelayedWill> Core::discard_session_locked(Instance& instance, Se
       }
     }
     for (auto& [packet_id, inflight] : session.inflight) {
-      if (inflight.shared_group && !inflight.released && inflight.message) {
+      // An unacknowledged QoS 1 delivery goes to another member (the spec's SHOULD); a QoS 2
+      // delivery already sent to this member must not go to any other [MQTT-4.8.2-5].
+      if (inflight.shared_group && inflight.qos == 1 && inflight.message) {
         orphans.emplace_back(std::move(inflight.shared_group), std::move(inflight.message));
       }
     }
