@@ -7,17 +7,11 @@ import time
 
 import pytest
 
-from credmq_harness import CREDMQ_BIN, Credmq, device_login
-from scenario_clients import MqttJsAgent, PahoClient
+from credmq_harness import CREDMQ_BIN, Credmq
+from scenario_clients import MqttJsAgent, PahoClient, register_device as device, wait_for_clock
 
 DISCONNECT_TOPIC_ALIAS_INVALID = 0x94
 DISCONNECT_PROTOCOL_ERROR = 0x82
-
-
-def device(broker, name):
-    """Registers GID_scn@@@<name>; returns (ClientId, (username, password))."""
-    cred = broker.admin.register(f"GID_scn@@@{name}", broker.instance_id)
-    return cred["ClientId"], device_login(cred)
 
 
 def paho_device(broker, name, version=5, clean=True):
@@ -29,13 +23,6 @@ def connected(broker, name, version=5, clean=True, **connect):
     client = paho_device(broker, name, version, clean)
     assert client.connect(**connect) == (0, False)
     return client
-
-
-def wait_for_clock(moment):
-    """Sleeps until time.monotonic() has passed `moment`: for scenarios where the passing of
-    time is the thing under test (expiry, will delay)."""
-    while (left := moment - time.monotonic()) > 0:
-        time.sleep(left)
 
 
 def assert_next_is_fence(client, topic, publisher):

@@ -1,7 +1,8 @@
 // One MQTT.js client driven by JSON-line commands on stdin, for scenario tests written in
 // Python. Every command carries an `id`; its outcome comes back as {event: 'reply', id, ...}.
-// Client events come back as {event: 'connect' | 'message' | 'sent' | 'disconnect' | 'error' |
-// 'close', ...}. Commands:
+// Client events come back as {event: 'connect' | 'message' | 'sent' | 'received' |
+// 'disconnect' | 'error' | 'close', ...} ('sent'/'received': PUBLISH packets on the wire).
+// Commands:
 //   {op: 'connect', options}    mqtt.connect(options) with reconnectPeriod 0; options.holdAcks
 //                               (5.0 only) keeps every received QoS 1/2 message unacknowledged
 //   {op: 'subscribe', topic, options}, {op: 'unsubscribe', topic}
@@ -52,6 +53,13 @@ const commands = {
       if (packet.cmd === 'publish') {
         emit({ event: 'sent', topic: packet.topic.toString(),
                topicAlias: packet.properties?.topicAlias ?? null });
+      }
+    });
+    // PUBLISH packets in wire order (MQTT.js emits 'message' for QoS 2 only at PUBREL).
+    client.on('packetreceive', (packet) => {
+      if (packet.cmd === 'publish') {
+        emit({ event: 'received', topic: packet.topic.toString(), qos: packet.qos,
+               dup: packet.dup });
       }
     });
     client.on('disconnect', (packet) => emit({ event: 'disconnect',
