@@ -16,7 +16,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from credmq_harness import DEFAULT_DEADLINE, NODE_CLIENTS, LineReader, device_login, wait_until
+from credmq_harness import DEFAULT_DEADLINE, NODE_CLIENTS, LineReader, device_login
 
 MOSQUITTO_BIN = os.environ.get("MOSQUITTO_BIN", "/usr/sbin/mosquitto")
 
@@ -356,4 +356,4 @@ class Mosquitto:
 
 
 __all__ = ["EventLog", "PahoClient", "MqttJsAgent", "Mosquitto", "free_port", "register_device",
-           "wait_for_clock", "wait_until"]
+           "wait_for_clock"]
