@@ -59,10 +59,13 @@ def test_311_persistent_session_keeps_subscriptions_and_queues_qos1_qos2_in_orde
     assert (message.topic, message.payload, message.qos) == ("resume311/live", b"live", 1)
     again.disconnect()
 
-    # Clean session 1 discards it: no session present, and nothing routed to the old one.
+    # Clean session 1 discards it: no session present then, nor at the next clean session 0.
     fresh = PahoClient(broker.mqtt_port, client_id, version=4, clean=True, login=login)
     assert fresh.connect() == (0, False)
     fresh.disconnect()
+    last = PahoClient(broker.mqtt_port, client_id, version=4, clean=False, login=login)
+    assert last.connect() == (0, False)
+    last.disconnect()
     publisher.disconnect()
 
 
