@@ -111,6 +111,31 @@ TEST_F(Mqtt5Test, WillDelayEndsWhenTheSessionEnds) {
   }
 }
 
+TEST_F(Mqtt5Test, TakeoverWithCleanStartEndsTheLiveSessionAndItsDelayedWillGoesAtOnce) {
+  auto watcher = connected("watcher");
+  watcher->subscribe("will/#", 0);
+  // A live 5.0 connection with a delayed will, taken over by a Clean Start CONNECT: its
+  // session ends there, so the will goes at once (not after 100 s).
+  auto old5 =
+      connected5(with_will(make_connect("taken5", user("i1", 44), false), "will/taken5", 100, 60));
+  auto successor5 = connected5(make_connect("taken5", user("i1", 44), true));
+  EXPECT_EQ(old5->expect<mqtt::Disconnect>().reason_code, 0x8E);
+  expect_publish(*watcher, "will/taken5", "gone");
+  // A live 3.1.1 persistent session taken over with clean session 1.
+  auto old311 = connected("taken311", ProtocolVersion::v3_1_1, user("i1", 45), false);
+  auto successor311 = connected("taken311", ProtocolVersion::v3_1_1, user("i1", 45), true);
+  EXPECT_TRUE(old311->wait_eof());
+  // Nothing of the ended sessions stays bound to the credentials (no offline session, no
+  // waiting will): only the two successors' connections.
+  EXPECT_TRUE(eventually([&] { return hub_.bound_sessions() == 2u; })) << hub_.bound_sessions();
+  EXPECT_EQ(broker_->stats().sessions, 3u);
+  // Past the 1 s sweep, with the old connections gone: nothing more for the watcher.
+  old5.reset();
+  old311.reset();
+  EXPECT_FALSE(watcher->receive(1500ms));
+  successor5->ping();
+}
+
 TEST_F(Mqtt5Test, WillDelayNeverForRevokedSession) {
   auto watcher = connected("watcher");
   watcher->subscribe("will/#", 0);

@@ -1065,7 +1065,10 @@ void Connection::end_session(EndReason why) {
         session_->wake_pending = false;
       }
     }
-    if (owned) {
+    if (owned && discarded) {
+      // A Clean Start takeover already ended this session (discard_session_locked): nothing
+      // is kept for it, and its will, delayed or not, goes now.
+    } else if (owned) {
       // A revoked session's state is discarded whatever its expiry.
       if (revoked || session_->expiry_interval == 0 ||
           (offline_credential && offline_credential->raised())) {
