@@ -15,6 +15,7 @@
 #include "credmq/broker/broker.hpp"
 #include "credmq/common/log.hpp"
 #include "credmq/storage/store.hpp"
+#include "state_persistence.hpp"
 
 namespace credmq {
 namespace {
@@ -73,6 +74,7 @@ struct Server::Impl {
   std::unique_ptr<auth::RevocationHub> hub;
   std::unique_ptr<auth::CredentialService> credential_service;
   std::unique_ptr<auth::DeviceCredentialAuthenticator> authenticator;
+  std::unique_ptr<StorePersistence> persistence;
   std::unique_ptr<broker::Broker> broker;
   std::unique_ptr<admin::AdminServer> admin;
   AdminCredentials admin_credentials;
@@ -119,6 +121,15 @@ struct Server::Impl {
     if (options.allow_anonymous) broker_config.anonymous_instance = options.default_instance;
     broker_config.max_packet_size = options.max_packet_size;
     broker_config.io_threads = options.io_threads;
+    broker_config.max_queued_per_session = options.max_queued_messages;
+    broker_config.max_queued_bytes_per_session = options.max_queued_bytes;
+    if (options.persist_sessions) {
+      persistence = std::make_unique<StorePersistence>(*store);
+      broker_config.persistence = persistence.get();
+      broker_config.save_interval = options.session_save_interval;
+    } else {
+      store->clear_broker_state();
+    }
     broker = std::make_unique<broker::Broker>(broker_config, *authenticator, *hub);
 
     admin::AdminConfig admin_config;
@@ -127,6 +138,8 @@ struct Server::Impl {
     admin = std::make_unique<admin::AdminServer>(admin_config, *credential_service,
                                                  blocking_pool->get_executor());
     admin->start();
+    // Restores the saved sessions first. A revocation racing that is caught as for a CONNECT:
+    // each check reads the hub's epoch before its lookup and binds with it.
     broker->start();
   }
 

@@ -5,6 +5,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <condition_variable>
 #include <mutex>
 #include <thread>
 
@@ -96,7 +97,48 @@ struct Broker::Impl {
     });
   }
 
+  // Takes a snapshot of what changed and hands it to the persistence; on failure the
+  // instances stay marked, so the next round retries. Returns whether it succeeded.
+  bool save(bool everything) {
+    auto snapshot = core.snapshot(everything);
+    if (snapshot.empty()) return true;
+    try {
+      core.config.persistence->save(snapshot);
+      return true;
+    } catch (const std::exception& error) {
+      log::error("persistence: saving broker state failed: ", error.what());
+      core.mark_dirty(snapshot);
+      return false;
+    }
+  }
+
+  // The persistence thread: never an I/O thread, so the disk write blocks nobody. The
+  // snapshot itself holds each instance's lock (shared) only while copying pointers.
+  void run_saver() {
+    std::unique_lock lock(saver_mutex);
+    while (!saver_stopping) {
+      saver_wake.wait_for(lock, core.config.save_interval, [this] { return saver_stopping; });
+      if (saver_stopping) break;
+      lock.unlock();
+      save(false);
+      lock.lock();
+    }
+  }
+
+  void stop_saver() {
+    {
+      std::lock_guard lock(saver_mutex);
+      saver_stopping = true;
+    }
+    saver_wake.notify_all();
+    if (saver.joinable()) saver.join();
+  }
+
   detail::Core core;
+  std::thread saver;
+  std::mutex saver_mutex;
+  std::condition_variable saver_wake;
+  bool saver_stopping = false;
   std::vector<std::unique_ptr<asio::io_context>> contexts;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work;
   std::vector<std::thread> threads;
@@ -118,6 +160,10 @@ void Broker::start() {
   std::lock_guard lock(impl_->lifecycle_mutex);
   if (impl_->started) return;
   auto& impl = *impl_;
+  if (impl.core.config.persistence) {
+    // Before any listener accepts: a resuming client finds its session.
+    impl.core.restore(impl.core.config.persistence->load());
+  }
   unsigned thread_count = impl.core.config.io_threads;
   if (thread_count == 0) thread_count = std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < thread_count; ++i) {
@@ -145,6 +191,7 @@ void Broker::start() {
       }
     });
   }
+  if (impl.core.config.persistence) impl.saver = std::thread([&impl] { impl.run_saver(); });
   impl.started = true;
   for (const auto& endpoint : impl.bound) {
     log::info("MQTT listener on ", endpoint.address().to_string(), ":", endpoint.port());
@@ -172,6 +219,11 @@ void Broker::stop() {
   impl.threads.clear();
   impl.listeners.clear();
   impl.sweep_timer.reset();
+  if (impl.core.config.persistence) {
+    // Every connection has ended: sessions are offline, and nothing changes any more.
+    impl.stop_saver();
+    if (impl.save(false)) log::info("persistence: broker state saved");
+  }
   log::info("MQTT broker stopped");
 }
 
@@ -181,6 +233,7 @@ BrokerStats Broker::stats() const {
   stats.sessions = impl_->core.session_count.load(std::memory_order_relaxed);
   stats.messages_received = impl_->core.messages_received.load(std::memory_order_relaxed);
   stats.messages_sent = impl_->core.messages_sent.load(std::memory_order_relaxed);
+  stats.messages_dropped = impl_->core.messages_dropped.load(std::memory_order_relaxed);
   return stats;
 }
 
