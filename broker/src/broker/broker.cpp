@@ -100,10 +100,27 @@ struct Broker::Impl {
   // Takes a snapshot of what changed and hands it to the persistence; on failure the
   // instances stay marked, so the next round retries. Returns whether it succeeded.
   bool save(bool everything) {
+    const auto started = std::chrono::steady_clock::now();
     auto snapshot = core.snapshot(everything);
     if (snapshot.empty()) return true;
+    const auto taken = std::chrono::steady_clock::now();
     try {
       core.config.persistence->save(snapshot);
+      if (log::level() <= log::Level::debug) {
+        std::size_t sessions = 0;
+        std::size_t messages = 0;
+        for (const auto& instance : snapshot) {
+          sessions += instance.sessions.size();
+          messages += instance.messages.size();
+        }
+        using std::chrono::duration_cast;
+        using std::chrono::microseconds;
+        log::debug("persistence: saved ", snapshot.size(), " instance(s), ", sessions,
+                   " session(s), ", messages, " message(s): snapshot ",
+                   duration_cast<microseconds>(taken - started).count(), " us, write ",
+                   duration_cast<microseconds>(std::chrono::steady_clock::now() - taken).count(),
+                   " us");
+      }
       return true;
     } catch (const std::exception& error) {
       log::error("persistence: saving broker state failed: ", error.what());

@@ -102,41 +102,48 @@ std::vector<PersistedInstance> Core::snapshot(bool everything) {
     const ClockPair clocks;
     std::vector<CapturedSession> captured;
     std::vector<MessagePtr> retained;
+    std::vector<std::shared_ptr<Session>> sessions;
     {
       std::shared_lock lock(instance->mutex);
-      captured.reserve(instance->sessions.size());
-      for (const auto& [client_id, session] : instance->sessions) {
-        if (session->expiry_interval == 0) continue;  // ends with its connection
-        CapturedSession copy;
-        copy.client_id = client_id;
-        copy.expiry_interval = session->expiry_interval;
-        copy.credential_serial = session->credential_serial;
-        copy.offline_since = session->offline_since;
-        for (const auto& [filter, subscription] : session->subscriptions) {
-          copy.subscriptions.emplace_back(filter, subscription);
-        }
-        if (session->delayed_will && !session->delayed_will->raised()) {
-          copy.will = session->delayed_will->will;
-          copy.will_due = session->delayed_will->due;
-        }
-        {
-          std::lock_guard session_lock(session->mutex);
-          if (session->discarded) continue;
-          copy.online = session->owner != nullptr;
-          // Revoked, live or offline: its state is going away, never to be restored.
-          if (copy.online ? session->owner_revoked->load(std::memory_order_acquire)
-                          : session->offline_credential && session->offline_credential->raised()) {
-            continue;
-          }
-          for (const auto& delivery : session->queue) {
-            if (delivery.qos > 0) copy.queue.push_back(delivery);  // offline keeps QoS 1/2 only
-          }
-          copy.inflight.assign(session->inflight.begin(), session->inflight.end());
-          copy.incoming_qos2.assign(session->incoming_qos2.begin(), session->incoming_qos2.end());
-          copy.next_packet_id = session->next_packet_id;
-        }
-        captured.push_back(std::move(copy));
+      sessions.reserve(instance->sessions.size());
+      for (const auto& [client_id, session] : instance->sessions) sessions.push_back(session);
+    }
+    captured.reserve(sessions.size());
+    // One session per lock: a CONNECT or SUBSCRIBE (exclusive) waits for one session's copy
+    // at most. A session discarded meanwhile is skipped; one created meanwhile has marked
+    // the instance for the next save.
+    for (const auto& session : sessions) {
+      std::shared_lock lock(instance->mutex);
+      if (session->expiry_interval == 0) continue;  // ends with its connection
+      CapturedSession copy;
+      copy.client_id = session->client_id;
+      copy.expiry_interval = session->expiry_interval;
+      copy.credential_serial = session->credential_serial;
+      copy.offline_since = session->offline_since;
+      for (const auto& [filter, subscription] : session->subscriptions) {
+        copy.subscriptions.emplace_back(filter, subscription);
       }
+      if (session->delayed_will && !session->delayed_will->raised()) {
+        copy.will = session->delayed_will->will;
+        copy.will_due = session->delayed_will->due;
+      }
+      {
+        std::lock_guard session_lock(session->mutex);
+        if (session->discarded) continue;
+        copy.online = session->owner != nullptr;
+        // Revoked, live or offline: its state is going away, never to be restored.
+        if (copy.online ? session->owner_revoked->load(std::memory_order_acquire)
+                        : session->offline_credential && session->offline_credential->raised()) {
+          continue;
+        }
+        for (const auto& delivery : session->queue) {
+          if (delivery.qos > 0) copy.queue.push_back(delivery);  // offline keeps QoS 1/2 only
+        }
+        copy.inflight.assign(session->inflight.begin(), session->inflight.end());
+        copy.incoming_qos2.assign(session->incoming_qos2.begin(), session->incoming_qos2.end());
+        copy.next_packet_id = session->next_packet_id;
+      }
+      captured.push_back(std::move(copy));
     }
     {
       std::lock_guard lock(instance->retained_mutex);
