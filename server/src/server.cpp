@@ -127,8 +127,11 @@ struct Server::Impl {
       persistence = std::make_unique<StorePersistence>(*store);
       broker_config.persistence = persistence.get();
       broker_config.save_interval = options.session_save_interval;
+      log::info("persistence: sessions and retained messages saved every ",
+                options.session_save_interval.count(), " ms and at stop");
     } else {
       store->clear_broker_state();
+      log::info("persistence: off; sessions and retained messages are kept in memory only");
     }
     broker = std::make_unique<broker::Broker>(broker_config, *authenticator, *hub);
 
