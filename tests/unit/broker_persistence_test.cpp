@@ -71,6 +71,10 @@ class FakePersistence : public StatePersistence {
     if (it == saved_.end()) return std::nullopt;
     return it->second;
   }
+  std::map<std::string, PersistedInstance> saved() {
+    std::lock_guard lock(mutex_);
+    return saved_;
+  }
   // Edits the saved state (as if written by an earlier run).
   template <class Edit>
   void edit(Edit edit) {
@@ -397,6 +401,38 @@ TEST_F(PersistenceTest, SharedSubscriptionAndItsQueueSurviveARestart) {
   auto pub = connected("pub");
   pub->publish("s/2", "after", 1);
   expect_publish(*c, "s/2", "after");
+}
+
+// A crash right after a periodic save: the live session was saved as it was then (offline
+// from the time of the save), with its unacknowledged message in flight.
+TEST_F(PersistenceTest, LiveSessionFromAPeriodicSaveComesBackAfterACrash) {
+  auto fast = config();
+  fast.save_interval = 20ms;
+  start_broker(fast);
+  auto sub = connected("live", ProtocolVersion::v3_1_1, user("i1", 9), false);
+  sub->subscribe("l/#", 1);
+  auto pub = connected("pub");
+  pub->publish("l/1", "in flight", 1);
+  auto first = expect_publish(*sub, "l/1", "in flight");  // never acknowledged
+  ASSERT_TRUE(eventually([&] {
+    auto saved = persistence_.session("i1", "live");
+    return saved && saved->inflight.size() == 1;
+  }));
+  // What the file holds at the crash; the old broker's own later saves go elsewhere.
+  FakePersistence after_crash;
+  after_crash.edit([&](auto& state) { state = persistence_.saved(); });
+  auto config = default_config();
+  config.persistence = &after_crash;
+  Broker restarted(config, auth_, hub_);
+  restarted.start();
+  Client again(restarted.bound_endpoints().at(0), ProtocolVersion::v3_1_1);
+  EXPECT_TRUE(again.connect(make_connect("live", user("i1", 9), false)).session_present);
+  auto resent = expect_publish(again, "l/1", "in flight");
+  EXPECT_TRUE(resent.dup);
+  EXPECT_EQ(resent.packet_id, first.packet_id);
+  again.send(mqtt::Ack{PacketType::puback, resent.packet_id, 0, {}});
+  again.ping();
+  restarted.stop();
 }
 
 TEST_F(PersistenceTest, SavesPeriodicallyOnlyWhenSomethingPersistentChanged) {

@@ -99,9 +99,9 @@ struct Broker::Impl {
 
   // Takes a snapshot of what changed and hands it to the persistence; on failure the
   // instances stay marked, so the next round retries. Returns whether it succeeded.
-  bool save(bool everything) {
+  bool save() {
     const auto started = std::chrono::steady_clock::now();
-    auto snapshot = core.snapshot(everything);
+    auto snapshot = core.snapshot();
     if (snapshot.empty()) return true;
     const auto taken = std::chrono::steady_clock::now();
     try {
@@ -137,7 +137,7 @@ struct Broker::Impl {
       saver_wake.wait_for(lock, core.config.save_interval, [this] { return saver_stopping; });
       if (saver_stopping) break;
       lock.unlock();
-      save(false);
+      save();
       lock.lock();
     }
   }
@@ -239,7 +239,7 @@ void Broker::stop() {
   if (impl.core.config.persistence) {
     // Every connection has ended: sessions are offline, and nothing changes any more.
     impl.stop_saver();
-    if (impl.save(false)) log::info("persistence: broker state saved");
+    if (impl.save()) log::info("persistence: broker state saved");
   }
   log::info("MQTT broker stopped");
 }

@@ -241,9 +241,9 @@ class Core {
 
   std::string assign_client_id();
 
-  // Persistence. snapshot() copies the state of every instance marked dirty (all of them if
-  // `everything`) and clears the marks: shared pointers under the locks, the plain copy after.
-  std::vector<PersistedInstance> snapshot(bool everything);
+  // Persistence. snapshot() copies the state of every instance marked dirty and clears the
+  // marks: shared pointers under the locks, one session at a time; the plain copy after.
+  std::vector<PersistedInstance> snapshot();
   // Marks instances dirty again (their save failed).
   void mark_dirty(const std::vector<PersistedInstance>& instances);
   // Rebuilds saved sessions as offline sessions, and retained messages. Call before any

@@ -88,7 +88,7 @@ class MessageTable {
 
 }  // namespace
 
-std::vector<PersistedInstance> Core::snapshot(bool everything) {
+std::vector<PersistedInstance> Core::snapshot() {
   std::vector<Instance*> all;
   {
     std::lock_guard lock(instances_mutex_);
@@ -98,7 +98,7 @@ std::vector<PersistedInstance> Core::snapshot(bool everything) {
   for (Instance* instance : all) {
     // Cleared before reading: a change from here on marks it again for the next save.
     const bool dirty = instance->dirty.exchange(false, std::memory_order_acq_rel);
-    if (!dirty && !everything) continue;
+    if (!dirty) continue;
     const ClockPair clocks;
     std::vector<CapturedSession> captured;
     std::vector<MessagePtr> retained;
