@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
 
 if [[ "${1:-}" == "--tsan" ]]; then
-  tsan_tests=(auth_revocation_hub_test broker_mqtt_test broker_mqtt5_test server_embedding_test)
+  tsan_tests=(auth_revocation_hub_test broker_mqtt_test broker_mqtt5_test broker_persistence_test
+              server_embedding_test)
   # -Wno-tsan: GCC 12 warns that Asio's atomic_thread_fence is not instrumented.
   cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCREDMQ_BUILD_BENCH=OFF \
     -DCMAKE_CXX_FLAGS="-fsanitize=thread -Wno-tsan" -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread \

@@ -83,6 +83,12 @@ void DeviceCredentialAuthenticator::record_failure(const ConnectRequest& request
   throttle_.record_failure(request.client_id, request.remote_address);
 }
 
+bool DeviceCredentialAuthenticator::credential_current(std::string_view instance_id,
+                                                       std::string_view client_id,
+                                                       std::int64_t serial) {
+  return serial != 0 && store_.credential_serial(instance_id, client_id) == serial;
+}
+
 AuthResult DeviceCredentialAuthenticator::authenticate_now(const ConnectRequest& request) {
   std::string_view key_id;
   auto refuse = [&](Refusal refusal, std::string_view why) {

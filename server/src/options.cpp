@@ -63,7 +63,22 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
       "failed CONNECTs per source address within 10 s before refusing without a lookup "
       "(0 = off; loopback is exempt)")(
       "sys-interval", po::value<std::int64_t>()->default_value(defaults.sys_interval.count()),
-      "seconds between $SYS/broker/... updates, 0-86400 (0 = no $SYS topics)");
+      "seconds between $SYS/broker/... updates, 0-86400 (0 = no $SYS topics)")(
+      "persist-sessions", po::value<bool>()->default_value(true)->implicit_value(true),
+      "save persistent sessions and retained messages in credmq.db and restore them at start "
+      "(--persist-sessions=false: memory only)")(
+      "session-save-interval",
+      po::value<std::int64_t>()->default_value(defaults.session_save_interval.count()),
+      "milliseconds between saves of changed session state, 10-3600000 (a graceful stop "
+      "always saves)")(
+      "max-queued-messages",
+      po::value<std::int64_t>()->default_value(
+          static_cast<std::int64_t>(defaults.max_queued_messages)),
+      "messages waiting per session before new ones for it are dropped (0 = no limit)")(
+      "max-queued-bytes",
+      po::value<std::int64_t>()->default_value(
+          static_cast<std::int64_t>(defaults.max_queued_bytes)),
+      "payload bytes waiting per session before new messages for it are dropped (0 = no limit)");
 
   po::options_description all;
   all.add(general).add(serving);
@@ -117,6 +132,13 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
       static_cast<std::size_t>(in_range(vm, "auth-fail-limit-client", 0, 1'000'000));
   options.auth_throttle.max_failures_per_address =
       static_cast<std::size_t>(in_range(vm, "auth-fail-limit-address", 0, 1'000'000));
+  options.persist_sessions = vm["persist-sessions"].as<bool>();
+  options.session_save_interval =
+      std::chrono::milliseconds(in_range(vm, "session-save-interval", 10, 3'600'000));
+  options.max_queued_messages =
+      static_cast<std::size_t>(in_range(vm, "max-queued-messages", 0, 1'000'000'000));
+  options.max_queued_bytes =
+      static_cast<std::size_t>(in_range(vm, "max-queued-bytes", 0, std::int64_t{1} << 50));
   if (!log::parse_level(vm["log-level"].as<std::string>(), result.log_level)) {
     throw std::invalid_argument("unknown --log-level '" + vm["log-level"].as<std::string>() +
                                 "' (debug, info, warn, error, off)");

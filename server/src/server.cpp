@@ -15,6 +15,7 @@
 #include "credmq/broker/broker.hpp"
 #include "credmq/common/log.hpp"
 #include "credmq/storage/store.hpp"
+#include "state_persistence.hpp"
 
 namespace credmq {
 namespace {
@@ -73,6 +74,7 @@ struct Server::Impl {
   std::unique_ptr<auth::RevocationHub> hub;
   std::unique_ptr<auth::CredentialService> credential_service;
   std::unique_ptr<auth::DeviceCredentialAuthenticator> authenticator;
+  std::unique_ptr<StorePersistence> persistence;
   std::unique_ptr<broker::Broker> broker;
   std::unique_ptr<admin::AdminServer> admin;
   AdminCredentials admin_credentials;
@@ -120,6 +122,18 @@ struct Server::Impl {
     broker_config.max_packet_size = options.max_packet_size;
     broker_config.sys_interval = options.sys_interval;
     broker_config.io_threads = options.io_threads;
+    broker_config.max_queued_per_session = options.max_queued_messages;
+    broker_config.max_queued_bytes_per_session = options.max_queued_bytes;
+    if (options.persist_sessions) {
+      persistence = std::make_unique<StorePersistence>(*store);
+      broker_config.persistence = persistence.get();
+      broker_config.save_interval = options.session_save_interval;
+      log::info("persistence: sessions and retained messages saved every ",
+                options.session_save_interval.count(), " ms and at stop");
+    } else {
+      store->clear_broker_state();
+      log::info("persistence: off; sessions and retained messages are kept in memory only");
+    }
     broker = std::make_unique<broker::Broker>(broker_config, *authenticator, *hub);
 
     admin::AdminConfig admin_config;
@@ -128,6 +142,8 @@ struct Server::Impl {
     admin = std::make_unique<admin::AdminServer>(admin_config, *credential_service,
                                                  blocking_pool->get_executor());
     admin->start();
+    // Restores the saved sessions first. A revocation racing that is caught as for a CONNECT:
+    // each check reads the hub's epoch before its lookup and binds with it.
     broker->start();
   }
 

@@ -28,6 +28,11 @@ class Statement {
   Statement& bind(int index, std::string_view text);
   Statement& bind_blob(int index, std::string_view bytes);
   Statement& bind(int index, std::int64_t value);
+  Statement& bind_null(int index);
+  // NULL for an empty optional.
+  Statement& bind(int index, const std::optional<std::int64_t>& value) {
+    return value ? bind(index, *value) : bind_null(index);
+  }
 
   // Advances; true if a row is available, false when done. Throws StorageError.
   bool step();
@@ -37,6 +42,7 @@ class Statement {
   std::string text(int column) const;  // 0-based
   std::string blob(int column) const;
   std::int64_t integer(int column) const;
+  bool is_null(int column) const;
 
  private:
   Connection& connection_;

@@ -6,6 +6,7 @@
 #include <limits>
 #include <mutex>
 
+#include "broker_state_tables.hpp"
 #include "credmq/common/crypto.hpp"
 #include "credmq/common/log.hpp"
 #include "credmq/storage/store.hpp"
@@ -56,6 +57,77 @@ CREATE TABLE device_credentials(
   UNIQUE(instance_id, client_id));
 CREATE INDEX device_credentials_by_group
   ON device_credentials(instance_id, group_id, client_id);
+)sql"},
+    // The broker's persistent sessions and retained messages (broker_state_tables.cpp). No
+    // foreign keys between these tables: an instance is always rewritten whole, in one
+    // transaction, by one writer, and the reader skips rows that refer to a missing message
+    // or session. Every primary key starts with instance_id, so deleting an instance's rows
+    // is a range delete.
+    {2, R"sql(
+CREATE TABLE broker_messages(
+  instance_id TEXT NOT NULL,
+  message_id INTEGER NOT NULL,
+  topic TEXT NOT NULL,
+  payload BLOB NOT NULL,
+  qos INTEGER NOT NULL,
+  retain INTEGER NOT NULL,
+  properties BLOB NOT NULL,
+  expires_at_ms INTEGER,
+  PRIMARY KEY(instance_id, message_id));
+CREATE TABLE broker_retained(
+  instance_id TEXT NOT NULL,
+  message_id INTEGER NOT NULL,
+  PRIMARY KEY(instance_id, message_id));
+CREATE TABLE broker_sessions(
+  instance_id TEXT NOT NULL,
+  client_id TEXT NOT NULL,
+  expiry_interval INTEGER NOT NULL,
+  offline_since_ms INTEGER NOT NULL,
+  credential_serial INTEGER NOT NULL,
+  next_packet_id INTEGER NOT NULL,
+  will_topic TEXT,
+  will_payload BLOB,
+  will_qos INTEGER,
+  will_retain INTEGER,
+  will_properties BLOB,
+  will_due_ms INTEGER,
+  PRIMARY KEY(instance_id, client_id));
+CREATE TABLE broker_subscriptions(
+  instance_id TEXT NOT NULL,
+  client_id TEXT NOT NULL,
+  filter TEXT NOT NULL,
+  qos INTEGER NOT NULL,
+  no_local INTEGER NOT NULL,
+  retain_as_published INTEGER NOT NULL,
+  retain_handling INTEGER NOT NULL,
+  identifier INTEGER NOT NULL,
+  PRIMARY KEY(instance_id, client_id, filter));
+CREATE TABLE broker_queue(
+  instance_id TEXT NOT NULL,
+  client_id TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  message_id INTEGER NOT NULL,
+  qos INTEGER NOT NULL,
+  retain INTEGER NOT NULL,
+  subscription_ids TEXT NOT NULL,
+  shared_filter TEXT NOT NULL,
+  PRIMARY KEY(instance_id, client_id, position));
+CREATE TABLE broker_inflight(
+  instance_id TEXT NOT NULL,
+  client_id TEXT NOT NULL,
+  packet_id INTEGER NOT NULL,
+  message_id INTEGER,
+  qos INTEGER NOT NULL,
+  retain INTEGER NOT NULL,
+  released INTEGER NOT NULL,
+  subscription_ids TEXT NOT NULL,
+  shared_filter TEXT NOT NULL,
+  PRIMARY KEY(instance_id, client_id, packet_id));
+CREATE TABLE broker_incoming_qos2(
+  instance_id TEXT NOT NULL,
+  client_id TEXT NOT NULL,
+  packet_id INTEGER NOT NULL,
+  PRIMARY KEY(instance_id, client_id, packet_id));
 )sql"},
 };
 static_assert(std::size(kMigrations) > 0 &&
@@ -350,6 +422,28 @@ class SqliteStore final : public Store {
     credential.serial = select.integer(5);
     return credential;
   }
+
+  std::optional<std::int64_t> credential_serial(std::string_view instance_id,
+                                                std::string_view client_id) override {
+    auto lease = pool_.acquire();
+    Statement select = lease->prepare(
+        "SELECT serial FROM device_credentials WHERE instance_id = ?1 AND client_id = ?2");
+    select.bind(1, instance_id).bind(2, client_id);
+    if (!select.step()) return std::nullopt;
+    return select.integer(0);
+  }
+
+  std::vector<StoredInstanceState> load_broker_state() override {
+    auto lease = pool_.acquire();
+    Transaction transaction(*lease, Transaction::Kind::read);  // one consistent snapshot
+    return read_broker_state(*lease);
+  }
+
+  void save_broker_state(const std::vector<StoredInstanceState>& instances) override {
+    write([&](Connection& connection) { replace_broker_state(connection, instances); });
+  }
+
+  void clear_broker_state() override { write(delete_all_broker_state); }
 
   ClientIdPage list_client_ids(std::string_view instance_id, std::string_view group_id, int page_no,
                                int page_size, std::string_view next_token) override {

@@ -140,6 +140,15 @@ class FakeStore : public storage::Store {
     if (it == credentials_.end()) return std::nullopt;
     return it->second;
   }
+  std::optional<std::int64_t> credential_serial(std::string_view instance_id,
+                                                std::string_view client_id) override {
+    auto credential = get_credential(instance_id, client_id);
+    return credential ? std::optional(credential->serial) : std::nullopt;
+  }
+  // The admin API never touches the broker's saved state.
+  std::vector<storage::StoredInstanceState> load_broker_state() override { return {}; }
+  void save_broker_state(const std::vector<storage::StoredInstanceState>&) override {}
+  void clear_broker_state() override {}
   std::optional<storage::DeviceCredential> find_credential_by_key_id(
       std::string_view access_key_id) override {
     check();

@@ -61,6 +61,17 @@ class InstrumentedStore : public storage::Store {
     on_lookup();
     return inner_.find_credential_by_key_id(id);
   }
+  std::optional<std::int64_t> credential_serial(std::string_view i, std::string_view c) override {
+    maybe_fail();
+    return inner_.credential_serial(i, c);
+  }
+  std::vector<storage::StoredInstanceState> load_broker_state() override {
+    return inner_.load_broker_state();
+  }
+  void save_broker_state(const std::vector<storage::StoredInstanceState>& state) override {
+    inner_.save_broker_state(state);
+  }
+  void clear_broker_state() override { inner_.clear_broker_state(); }
   storage::ClientIdPage list_client_ids(std::string_view i, std::string_view g, int n, int s,
                                         std::string_view t) override {
     return inner_.list_client_ids(i, g, n, s, t);
@@ -346,6 +357,31 @@ TEST_F(AuthenticatorTest, ReportsStoreFailuresAsServerUnavailable) {
   EXPECT_EQ(refusal_of(admin_request), Refusal::server_unavailable);
   store_.fail = false;
   ASSERT_TRUE(authenticator_.authenticate_now(device_request(credential_)).accepted());
+}
+
+// What the broker asks at start about each saved session's credential serial.
+TEST_F(AuthenticatorTest, CredentialCurrentOnlyForTheLiveIssuance) {
+  const auto first = credential_.serial;
+  EXPECT_TRUE(authenticator_.credential_current(kInstance, kClient, first));
+  EXPECT_FALSE(authenticator_.credential_current(kOtherInstance, kClient, first));
+  EXPECT_FALSE(authenticator_.credential_current(kInstance, "GID_test@@@other", first));
+  EXPECT_FALSE(authenticator_.credential_current(kInstance, kClient, 0));
+
+  const auto refreshed = service_.refresh_device(kInstance, kClient);
+  ASSERT_TRUE(refreshed);
+  EXPECT_FALSE(authenticator_.credential_current(kInstance, kClient, first));
+  EXPECT_TRUE(authenticator_.credential_current(kInstance, kClient, refreshed->serial));
+
+  const auto reissued = service_.register_device(kInstance, kClient);
+  EXPECT_FALSE(authenticator_.credential_current(kInstance, kClient, refreshed->serial));
+  EXPECT_TRUE(authenticator_.credential_current(kInstance, kClient, reissued.serial));
+
+  ASSERT_TRUE(service_.unregister_device(kInstance, kClient));
+  EXPECT_FALSE(authenticator_.credential_current(kInstance, kClient, reissued.serial));
+
+  store_.fail = true;
+  EXPECT_THROW(authenticator_.credential_current(kInstance, kClient, reissued.serial),
+               storage::StorageError);
 }
 
 TEST_F(AuthenticatorTest, AuthenticateRunsOnTheBlockingExecutor) {

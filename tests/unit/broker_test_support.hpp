@@ -62,6 +62,11 @@ class FakeAuthenticator : public auth::Authenticator {
     wake_.notify_one();
   }
   void record_failure(const auth::ConnectRequest&) override { ++failures; }
+  // A serial is current until mark_revoked(); `instance` and `client_id` are not checked.
+  bool credential_current(std::string_view, std::string_view, std::int64_t serial) override {
+    std::lock_guard lock(mutex_);
+    return serial != 0 && !revoked_.contains(serial);
+  }
 
   // The "commit" of a revocation: later lookups of this serial fail.
   void mark_revoked(std::int64_t serial) {

@@ -394,5 +394,49 @@ TEST(CodecEncode, AppendsToExistingOutput) {
   EXPECT_EQ(out, bytes({'x', 'y', 0xC0, 0x00, 0xD0, 0x00}));
 }
 
+// A property block on its own, as persistence stores a message's or will's properties.
+TEST(CodecPropertyBlock, RoundTripsMessageAndWillProperties) {
+  Properties properties;
+  properties.payload_format_indicator = 1;
+  properties.message_expiry_interval = 3600;
+  properties.content_type = "text/plain";
+  properties.response_topic = "r/1";
+  properties.correlation_data = std::string("\x00\xff", 2);
+  properties.will_delay_interval = 30;
+  properties.user_properties = {{"k", "v"}, {"k", "w"}};
+  std::string block;
+  encode_properties(properties, block);
+  EXPECT_EQ(block.size(), 51u);  // Property Length 50, then the properties
+  EXPECT_EQ(block.substr(0, 6), bytes({50, 0x01, 1, 0x02, 0x00, 0x00}));
+  Properties back;
+  const std::vector<std::uint8_t> data(block.begin(), block.end());
+  EXPECT_FALSE(decode_properties(data, back));
+  EXPECT_EQ(back, properties);
+
+  std::string empty;
+  encode_properties(Properties{}, empty);
+  EXPECT_EQ(empty, bytes({0}));
+  back.content_type = "stale";
+  const std::vector<std::uint8_t> zero{0};
+  EXPECT_FALSE(decode_properties(zero, back));
+  EXPECT_TRUE(back.empty());  // the output is reset
+}
+
+TEST(CodecPropertyBlock, RefusesWhatAStoredMessageNeverHolds) {
+  auto code = [](std::initializer_list<int> block) {
+    Properties out;
+    const std::string text = bytes(block);
+    const std::vector<std::uint8_t> data(text.begin(), text.end());
+    return decode_properties(data, out);
+  };
+  EXPECT_EQ(code({2, 0x0B, 5}), make_error_code(ReasonCode::malformed_packet));     // sub. id
+  EXPECT_EQ(code({3, 0x23, 0, 1}), make_error_code(ReasonCode::malformed_packet));  // alias
+  EXPECT_EQ(code({5, 0x11, 0, 0, 0, 1}),
+            make_error_code(ReasonCode::malformed_packet));  // Session Expiry (CONNECT)
+  EXPECT_EQ(code({2, 0x01, 1, 0}), make_error_code(ReasonCode::malformed_packet));      // trailing
+  EXPECT_EQ(code({2, 0x01}), make_error_code(ReasonCode::malformed_packet));            // short
+  EXPECT_EQ(code({4, 0x01, 1, 0x01, 1}), make_error_code(ReasonCode::protocol_error));  // twice
+}
+
 }  // namespace
 }  // namespace credmq::mqtt

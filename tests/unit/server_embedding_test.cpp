@@ -68,10 +68,20 @@ class Device {
     connect.username = username;
     connect.password = password;
     connect.keep_alive = 60;
-    send(connect, version);
-    auto reply = read(version);
+    return connack(connect).reason_code;
+  }
+  mqtt::Connack connack(const mqtt::Connect& connect) {
+    send(connect, connect.version);
+    auto reply = read(connect.version);
     EXPECT_TRUE(reply && std::holds_alternative<mqtt::Connack>(*reply));
-    return reply ? std::get<mqtt::Connack>(*reply).reason_code : 0xFF;
+    return reply && std::holds_alternative<mqtt::Connack>(*reply) ? std::get<mqtt::Connack>(*reply)
+                                                                  : mqtt::Connack{false, 0xFF, {}};
+  }
+  template <class T>
+  T expect(mqtt::ProtocolVersion version) {
+    auto packet = read(version);
+    EXPECT_TRUE(packet && std::holds_alternative<T>(*packet));
+    return packet && std::holds_alternative<T>(*packet) ? std::get<T>(*packet) : T{};
   }
 
  private:
@@ -153,6 +163,91 @@ TEST(ServerEmbedding, RestartKeepsCredentialsAndAdminKey) {
   ASSERT_TRUE(loaded);
   EXPECT_EQ(loaded->access_key_secret, credential.access_key_secret);
   EXPECT_EQ(loaded->serial, credential.serial);
+}
+
+// The SQLite persistence end to end: a persistent session and a retained message, MQTT 5
+// properties included, survive a restart; with persistence off they do not, and what was
+// saved is forgotten.
+TEST(ServerEmbedding, RestartKeepsPersistentSessionsAndRetainedMessages) {
+  TempDir dir;
+  constexpr auto v5 = mqtt::ProtocolVersion::v5;
+  const std::string sub_id = "GID_embed@@@sub";
+  const std::string pub_id = "GID_embed@@@pub";
+  credmq::storage::DeviceCredential sub_credential;
+  auto sub_connect = [&] {
+    mqtt::Connect connect;
+    connect.version = v5;
+    connect.client_id = sub_id;
+    connect.clean_start = false;
+    connect.username = login_of(sub_credential);
+    connect.password = credmq::crypto::hmac_sha1_base64(sub_credential.access_key_secret, sub_id);
+    connect.properties.session_expiry_interval = 3600;
+    return connect;
+  };
+  mqtt::Properties sent;
+  sent.message_expiry_interval = 600;
+  sent.content_type = "application/json";
+  sent.correlation_data = std::string("\x00\x01", 2);
+  sent.user_properties = {{"trace", "42"}};
+  {
+    credmq::Server server(test_options(dir.path()));
+    server.start();
+    const auto port = server.mqtt_endpoints()[0].port();
+    sub_credential = server.credentials().register_device(credmq::kDefaultInstanceId, sub_id);
+    auto pub_credential = server.credentials().register_device(credmq::kDefaultInstanceId, pub_id);
+    Device sub(port);
+    ASSERT_FALSE(sub.connack(sub_connect()).session_present);
+    sub.send(mqtt::Subscribe{1, {}, {{"p/#", mqtt::SubscribeOptions{1}}}}, v5);
+    EXPECT_EQ(sub.expect<mqtt::Suback>(v5).reason_codes, std::vector<std::uint8_t>{1});
+    sub.send(mqtt::Disconnect{}, v5);
+    EXPECT_FALSE(sub.read(v5));  // closed: the session is offline
+
+    Device pub(port);
+    ASSERT_EQ(
+        pub.connect(pub_id, login_of(pub_credential),
+                    credmq::crypto::hmac_sha1_base64(pub_credential.access_key_secret, pub_id), v5),
+        0x00);
+    pub.send(mqtt::Publish{1, true, false, "p/1", 7, sent, "payload"}, v5);
+    EXPECT_EQ(pub.expect<mqtt::Ack>(v5).type, mqtt::PacketType::puback);
+  }  // graceful stop: saved
+  {
+    credmq::Server server(test_options(dir.path()));
+    server.start();
+    Device sub(server.mqtt_endpoints()[0].port());
+    EXPECT_TRUE(sub.connack(sub_connect()).session_present);
+    auto publish = sub.expect<mqtt::Publish>(v5);
+    EXPECT_EQ(publish.topic, "p/1");
+    EXPECT_EQ(publish.payload, "payload");
+    EXPECT_EQ(publish.qos, 1);
+    auto received = publish.properties;
+    ASSERT_TRUE(received.message_expiry_interval);
+    EXPECT_LE(*received.message_expiry_interval, 600u);
+    EXPECT_GE(*received.message_expiry_interval, 590u);
+    received.message_expiry_interval = 600;
+    EXPECT_EQ(received, sent);
+    sub.send(mqtt::Ack{mqtt::PacketType::puback, publish.packet_id, 0, {}}, v5);
+    // The retained copy, on a new subscription.
+    sub.send(mqtt::Subscribe{2, {}, {{"p/1", mqtt::SubscribeOptions{1}}}}, v5);
+    sub.expect<mqtt::Suback>(v5);
+    auto retained = sub.expect<mqtt::Publish>(v5);
+    EXPECT_TRUE(retained.retain);
+    EXPECT_EQ(retained.properties.user_properties, sent.user_properties);
+  }
+  {
+    auto options = test_options(dir.path());
+    options.persist_sessions = false;
+    credmq::Server server(options);
+    server.start();
+    Device sub(server.mqtt_endpoints()[0].port());
+    EXPECT_FALSE(sub.connack(sub_connect()).session_present);
+  }
+  {
+    // Turning persistence back on does not bring back what the run without it left behind.
+    credmq::Server server(test_options(dir.path()));
+    server.start();
+    Device sub(server.mqtt_endpoints()[0].port());
+    EXPECT_FALSE(sub.connack(sub_connect()).session_present);
+  }
 }
 
 }  // namespace

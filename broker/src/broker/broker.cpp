@@ -5,6 +5,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <condition_variable>
 #include <mutex>
 #include <thread>
 
@@ -111,7 +112,65 @@ struct Broker::Impl {
     core.publish_sys_topics(std::chrono::duration_cast<std::chrono::seconds>(now - started_at));
   }
 
+  // Takes a snapshot of what changed and hands it to the persistence; on failure the
+  // instances stay marked, so the next round retries. Returns whether it succeeded.
+  bool save() {
+    const auto started = std::chrono::steady_clock::now();
+    auto snapshot = core.snapshot();
+    if (snapshot.empty()) return true;
+    const auto taken = std::chrono::steady_clock::now();
+    try {
+      core.config.persistence->save(snapshot);
+      if (log::level() <= log::Level::debug) {
+        std::size_t sessions = 0;
+        std::size_t messages = 0;
+        for (const auto& instance : snapshot) {
+          sessions += instance.sessions.size();
+          messages += instance.messages.size();
+        }
+        using std::chrono::duration_cast;
+        using std::chrono::microseconds;
+        log::debug("persistence: saved ", snapshot.size(), " instance(s), ", sessions,
+                   " session(s), ", messages, " message(s): snapshot ",
+                   duration_cast<microseconds>(taken - started).count(), " us, write ",
+                   duration_cast<microseconds>(std::chrono::steady_clock::now() - taken).count(),
+                   " us");
+      }
+      return true;
+    } catch (const std::exception& error) {
+      log::error("persistence: saving broker state failed: ", error.what());
+      core.mark_dirty(snapshot);
+      return false;
+    }
+  }
+
+  // The persistence thread: never an I/O thread, so the disk write blocks nobody. The
+  // snapshot itself holds each instance's lock (shared) only while copying pointers.
+  void run_saver() {
+    std::unique_lock lock(saver_mutex);
+    while (!saver_stopping) {
+      saver_wake.wait_for(lock, core.config.save_interval, [this] { return saver_stopping; });
+      if (saver_stopping) break;
+      lock.unlock();
+      save();
+      lock.lock();
+    }
+  }
+
+  void stop_saver() {
+    {
+      std::lock_guard lock(saver_mutex);
+      saver_stopping = true;
+    }
+    saver_wake.notify_all();
+    if (saver.joinable()) saver.join();
+  }
+
   detail::Core core;
+  std::thread saver;
+  std::mutex saver_mutex;
+  std::condition_variable saver_wake;
+  bool saver_stopping = false;
   std::vector<std::unique_ptr<asio::io_context>> contexts;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work;
   std::vector<std::thread> threads;
@@ -136,6 +195,10 @@ void Broker::start() {
   std::lock_guard lock(impl_->lifecycle_mutex);
   if (impl_->started) return;
   auto& impl = *impl_;
+  if (impl.core.config.persistence) {
+    // Before any listener accepts: a resuming client finds its session.
+    impl.core.restore(impl.core.config.persistence->load());
+  }
   unsigned thread_count = impl.core.config.io_threads;
   if (thread_count == 0) thread_count = std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < thread_count; ++i) {
@@ -163,6 +226,7 @@ void Broker::start() {
       }
     });
   }
+  if (impl.core.config.persistence) impl.saver = std::thread([&impl] { impl.run_saver(); });
   impl.started = true;
   for (const auto& endpoint : impl.bound) {
     log::info("MQTT listener on ", endpoint.address().to_string(), ":", endpoint.port());
@@ -190,6 +254,11 @@ void Broker::stop() {
   impl.threads.clear();
   impl.listeners.clear();
   impl.sweep_timer.reset();
+  if (impl.core.config.persistence) {
+    // Every connection has ended: sessions are offline, and nothing changes any more.
+    impl.stop_saver();
+    if (impl.save()) log::info("persistence: broker state saved");
+  }
   log::info("MQTT broker stopped");
 }
 
@@ -201,6 +270,7 @@ BrokerStats Broker::stats() const {
     stats.messages_received += instance->publishes_received.load(std::memory_order_relaxed);
     stats.messages_sent += instance->publishes_sent.load(std::memory_order_relaxed);
   }
+  stats.messages_dropped = impl_->core.messages_dropped.load(std::memory_order_relaxed);
   return stats;
 }
 

@@ -483,6 +483,8 @@ bool Connection::attach_session(bool clean_start, bool& session_present) {
       session_present = false;
     }
     session_->expiry_interval = session_expiry_;
+    session_->credential_serial = bound_serial_;
+    set_persistent_locked(session_expiry_ != 0);
   }
   core_.publish_delayed_will(*instance_, ended_will);
   if (previous && previous.get() != this) {
@@ -560,7 +562,10 @@ void Connection::on_publish(mqtt::Publish& publish) {
       if (!duplicate) {
         over_quota =
             is_v5() && incoming.size() >= std::max<std::size_t>(core_.config.receive_maximum, 1);
-        if (!over_quota) incoming.insert(publish.packet_id);
+        if (!over_quota) {
+          incoming.insert(publish.packet_id);
+          session_->touch();
+        }
       }
     }
     if (over_quota) {
@@ -615,7 +620,8 @@ void Connection::on_subscribe(const mqtt::Subscribe& subscribe) {
       // Replaces an existing subscription's options and identifier (none if absent).
       const Subscription subscription{options, identifier};
       bool is_new = instance_->subscriptions.insert(filter, session_.get(), subscription);
-      session_->subscriptions.insert_or_assign(filter, options);
+      session_->subscriptions.insert_or_assign(filter, subscription);
+      session_->touch();
       suback.reason_codes.push_back(options.qos);
       // No retained messages for a shared subscription [MQTT 4.8.2].
       if (!shared && (options.retain_handling == 0 || (options.retain_handling == 1 && is_new))) {
@@ -639,6 +645,7 @@ void Connection::on_unsubscribe(const mqtt::Unsubscribe& unsubscribe) {
     for (const auto& filter : unsubscribe.topic_filters) {
       bool existed = session_->subscriptions.erase(filter) > 0;
       instance_->subscriptions.erase(filter, session_.get());
+      if (existed) session_->touch();
       unsuback.reason_codes.push_back(existed ? 0x00 : 0x11);
     }
   }
@@ -655,6 +662,7 @@ void Connection::on_ack(const mqtt::Ack& ack) {
       owned = false;  // taken over: the new connection owns the in-flight state
     } else if (ack.type == mqtt::PacketType::pubrel) {
       bool known = session_->incoming_qos2.erase(ack.packet_id) > 0;
+      if (known) session_->touch();
       reply = mqtt::Ack{mqtt::PacketType::pubcomp,
                         ack.packet_id,
                         static_cast<std::uint8_t>(known ? 0x00 : 0x92),
@@ -670,6 +678,7 @@ void Connection::on_ack(const mqtt::Ack& ack) {
         it->second.awaiting_resend = false;
         --session_->resend_backlog;
       }
+      if (it != session_->inflight.end()) session_->touch();
       if (ack.type == mqtt::PacketType::puback) {
         if (it != session_->inflight.end() && it->second.qos == 1) session_->inflight.erase(it);
       } else if (ack.type == mqtt::PacketType::pubrec) {
@@ -701,7 +710,10 @@ void Connection::on_disconnect(const mqtt::Disconnect& disconnect) {
       }
       session_expiry_ = *expiry;
       std::unique_lock lock(instance_->mutex);
-      if (session_->owner == this) session_->expiry_interval = session_expiry_;
+      if (session_->owner == this) {
+        session_->expiry_interval = session_expiry_;
+        set_persistent_locked(session_expiry_ != 0);
+      }
     }
   }
   // Only 5.0 "Disconnect with Will Message" keeps the will.
@@ -716,6 +728,14 @@ void Connection::send(const mqtt::Packet& packet) {
   OutItem item;
   mqtt::encode(packet, version_, item.bytes);
   out_queue_.push_back(std::move(item));
+}
+
+// Caller holds instance_->mutex exclusively. A session that stops being persistent is
+// touched too, so that its saved copy is removed.
+void Connection::set_persistent_locked(bool persistent) {
+  std::lock_guard lock(session_->mutex);
+  if (session_->persistent || persistent) session_->instance.touch();
+  session_->persistent = persistent;
 }
 
 std::uint16_t Connection::allocate_packet_id(Session& session) {
@@ -804,24 +824,28 @@ void Connection::pump() {
         Delivery& delivery = queue.front();
         const auto& message = *delivery.message;
         if (message.expired(now)) {
-          queue.pop_front();  // expired while queued: not delivered [MQTT-3.3.2-5]
+          if (delivery.qos > 0) session_->touch();
+          session_->pop_queue_front();  // expired while queued: not delivered [MQTT-3.3.2-5]
           continue;
         }
         if (delivery.qos > 0 && session_->inflight.size() >= inflight_limit_) break;
         if (exceeds_client_maximum(message, delivery.subscription_ids, delivery.qos, now)) {
-          queue.pop_front();  // larger than the client accepts: discard [MQTT-3.1.2-24]
+          if (delivery.qos > 0) session_->touch();
+          session_->pop_queue_front();  // larger than the client accepts: discard [MQTT-3.1.2-24]
           continue;
         }
         OutItem item;
         item.qos = delivery.qos;
         item.retain = delivery.retain;
         if (delivery.qos > 0) {
+          session_->touch();
           item.packet_id = allocate_packet_id(*session_);
           session_->inflight.emplace(
               item.packet_id,
               InflightMessage{delivery.message, delivery.qos, delivery.retain, false,
                               delivery.subscription_ids, std::move(delivery.shared_group)});
         }
+        session_->queued_bytes -= delivery.message->payload.size();
         item.message = std::move(delivery.message);
         item.subscription_ids = std::move(delivery.subscription_ids);
         out_queue_.push_back(std::move(item));
@@ -1077,6 +1101,8 @@ void Connection::end_session(EndReason why) {
         (void)core_.discard_session_locked(*instance_, *session_);
       } else {
         const auto now = Clock::now();
+        session_->offline_since = now;
+        session_->touch();
         if (session_->expiry_interval != kSessionNeverExpires) {
           session_->expires_at = now + std::chrono::seconds(session_->expiry_interval);
           instance_->expiring.insert(session_.get());

@@ -70,6 +70,7 @@ class Connection : public auth::RevocableSession, public std::enable_shared_from
   void on_authenticated(auth::AuthResult result);
   void refuse(std::uint8_t reason_code_v5);
   bool attach_session(bool clean_start, bool& session_present);
+  void set_persistent_locked(bool persistent);
 
   // Packets after CONNECT.
   void on_publish(mqtt::Publish& publish);

@@ -163,6 +163,8 @@ void Core::retain(Instance& instance, const MessagePtr& message) {
   } else {
     instance.retained.insert_or_assign(message->topic, message);
   }
+  // $SYS values are the broker's own and republished after a restart: not worth a save.
+  if (!is_sys_topic(message->topic)) instance.touch();
 }
 
 void Core::deliver_retained(Session& session, std::string_view filter,
@@ -175,6 +177,7 @@ void Core::deliver_retained(Session& session, std::string_view filter,
     for (auto it = retained.begin(); it != retained.end();) {
       if (it->second->expired(now)) {
         it = retained.erase(it);  // a retained message expires too [MQTT-3.3.2-5]
+        session.instance.touch();
         continue;
       }
       if (mqtt::topic_matches(filter, it->first)) found.push_back(it->second);
@@ -200,11 +203,19 @@ void Core::enqueue(Session& session, Delivery delivery) {
     } else if (session.owner_revoked->load(std::memory_order_acquire)) {
       return;  // nothing is delivered to a revoked session
     }
-    if (session.queue.size() >= config.max_queued_per_session) {
+    const auto max_count = config.max_queued_per_session;
+    const auto max_bytes = config.max_queued_bytes_per_session;
+    // As Mosquitto: full once the queue holds the limit, so one message may overshoot the
+    // byte limit (a payload larger than it still gets through an empty queue).
+    if ((max_count != 0 && session.queue.size() >= max_count) ||
+        (max_bytes != 0 && session.queued_bytes >= max_bytes)) {
+      messages_dropped.fetch_add(1, std::memory_order_relaxed);
       log::debug("queue full for client ", session.client_id, " on ", session.instance.id,
                  ": message dropped");
       return;
     }
+    session.queued_bytes += delivery.message->payload.size();
+    if (delivery.qos > 0) session.touch();  // QoS 0 is never saved (not kept offline)
     session.queue.push_back(std::move(delivery));
     if (session.owner != nullptr && !session.wake_pending) {
       session.wake_pending = true;
@@ -230,6 +241,7 @@ std::shared_ptr<DelayedWill> Core::take_delayed_will_locked(Instance& instance, 
   auto will = std::move(session.delayed_will);
   session.delayed_will.reset();
   if (will) {
+    session.touch();
     instance.delayed_wills.erase(&session);
     if (will->serial != 0) hub.unbind(will->serial, will.get());
   }
@@ -255,9 +267,10 @@ void Core::release_offline_credential_locked(Instance& instance, Session& sessio
 }
 
 std::shared_ptr<DelayedWill> Core::discard_session_locked(Instance& instance, Session& session) {
+  session.touch();
   release_offline_credential_locked(instance, session);
   auto will = take_delayed_will_locked(instance, session);
-  for (const auto& [filter, options] : session.subscriptions) {
+  for (const auto& [filter, subscription] : session.subscriptions) {
     instance.subscriptions.erase(filter, &session);
   }
   session.subscriptions.clear();
@@ -286,6 +299,7 @@ std::shared_ptr<DelayedWill> Core::discard_session_locked(Instance& instance, Se
       }
     }
     session.queue.clear();
+    session.queued_bytes = 0;
     session.inflight.clear();
     session.resend_backlog = 0;
     session.incoming_qos2.clear();

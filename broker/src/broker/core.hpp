@@ -118,13 +118,17 @@ struct Session {
   Instance& instance;
 
   std::mutex mutex;
+  // Its expiry interval is not 0, so it is saved by persistence. Written under both mutex
+  // and instance.mutex (exclusive), so either lock is enough to read it.
+  bool persistent = false;
   // --- guarded by mutex ---
   Connection* owner = nullptr;  // the live connection, if any
   std::weak_ptr<Connection> owner_ref;
   const std::atomic<bool>* owner_revoked = nullptr;  // the owner's revoked flag
-  bool wake_pending = false;   // a drain of `queue` is posted to the owner or will run anyway
-  bool discarded = false;      // removed from its instance; deliveries are dropped
-  std::deque<Delivery> queue;  // not yet sent (waiting for the owner or for in-flight quota)
+  bool wake_pending = false;     // a drain of `queue` is posted to the owner or will run anyway
+  bool discarded = false;        // removed from its instance; deliveries are dropped
+  std::deque<Delivery> queue;    // not yet sent (waiting for the owner or for in-flight quota)
+  std::size_t queued_bytes = 0;  // payload bytes in `queue`
   std::map<std::uint16_t, InflightMessage> inflight;  // outgoing QoS 1/2, by packet id
   std::size_t resend_backlog = 0;                     // inflight entries awaiting_resend
   std::uint16_t next_packet_id = 1;
@@ -134,10 +138,21 @@ struct Session {
   std::shared_ptr<RevocationFlag> offline_credential;
 
   // --- guarded by instance.mutex ---
-  std::map<std::string, mqtt::SubscribeOptions, std::less<>> subscriptions;
-  std::uint32_t expiry_interval = 0;  // seconds after the connection ends
+  std::map<std::string, Subscription, std::less<>> subscriptions;
+  std::uint32_t expiry_interval = 0;                      // seconds after the connection ends
+  std::chrono::steady_clock::time_point offline_since{};  // when its last connection ended
   std::chrono::steady_clock::time_point expires_at{};
   std::shared_ptr<DelayedWill> delayed_will;  // offline only; cancelled by a resuming CONNECT
+  // The device-credential serial of its last connection (0: none), saved with the session.
+  std::int64_t credential_serial = 0;
+
+  // Caller holds mutex.
+  void pop_queue_front() {
+    queued_bytes -= queue.front().message->payload.size();
+    queue.pop_front();
+  }
+  // Caller holds mutex or instance.mutex: something persistence saves has changed.
+  inline void touch() const;
 };
 
 // One InstanceId: an isolated namespace of client ids, subscriptions and retained messages.
@@ -172,7 +187,20 @@ struct Instance {
 
   // $SYS values last published, by topic (used by the $SYS timer only).
   std::map<std::string, std::string, std::less<>> sys_published;
+
+  // Set when something persistence saves changed; cleared by the persistence thread when it
+  // takes a snapshot. Callers set it while holding the lock that guards what they changed,
+  // and the snapshot reads under the same locks after clearing it, so no change is missed.
+  // Load-then-store keeps the cache line shared while it stays set (hot paths touch it).
+  alignas(64) std::atomic<bool> dirty{false};
+  void touch() {
+    if (!dirty.load(std::memory_order_relaxed)) dirty.store(true, std::memory_order_relaxed);
+  }
 };
+
+void Session::touch() const {
+  if (persistent) instance.touch();
+}
 
 class Core {
  public:
@@ -183,6 +211,7 @@ class Core {
   auth::Authenticator& authenticator;
   auth::RevocationHub& hub;
 
+  std::atomic<std::uint64_t> messages_dropped{0};
   std::atomic<std::size_t> session_count{0};
 
   // Creates the instance on first use; the reference stays valid for the Core's lifetime.
@@ -236,6 +265,16 @@ class Core {
   void expire_sessions();
 
   std::string assign_client_id();
+
+  // Persistence. snapshot() copies the state of every instance marked dirty and clears the
+  // marks: shared pointers under the locks, one session at a time; the plain copy after.
+  std::vector<PersistedInstance> snapshot();
+  // Marks instances dirty again (their save failed).
+  void mark_dirty(const std::vector<PersistedInstance>& instances);
+  // Rebuilds saved sessions as offline sessions, and retained messages. Call before any
+  // connection exists. Sessions bound to a credential serial that is no longer current are
+  // dropped with everything they hold. Blocking (asks the authenticator).
+  void restore(std::vector<PersistedInstance> saved);
 
   // Connection registry (for stop() and stats).
   bool register_connection(const std::shared_ptr<Connection>& connection);  // false if stopping

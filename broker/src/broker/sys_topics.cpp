@@ -22,7 +22,8 @@ std::vector<SysValue> sys_values(Instance& instance, std::chrono::seconds uptime
   {
     std::shared_lock lock(instance.mutex);
     sessions = instance.sessions.size();
-    for (const auto& [id, session] : instance.sessions) subscriptions += session->subscriptions.size();
+    for (const auto& [id, session] : instance.sessions)
+      subscriptions += session->subscriptions.size();
   }
   std::size_t retained = 0;
   {

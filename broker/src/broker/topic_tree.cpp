@@ -56,7 +56,7 @@ bool TopicTree::insert(std::string_view filter, Session* session,
     return inserted;
   }
   auto& shared = node->shared[std::string(group)];
-  if (!shared) shared = std::make_shared<SharedGroup>();
+  if (!shared) shared = std::make_shared<SharedGroup>(std::string(filter));
   for (auto& [member, existing] : shared->members) {
     if (member == session) {
       existing = subscription;
@@ -99,6 +99,23 @@ bool TopicTree::erase_below(Node& node, const std::vector<std::string_view>& lev
   // Prune so that unsubscribed filters do not keep costing memory and match time.
   if (it->second->empty()) node.children.erase(it);
   return erased;
+}
+
+std::shared_ptr<SharedGroup> TopicTree::shared_group(std::string_view filter) const {
+  thread_local std::vector<std::string_view> levels;
+  std::string_view group;
+  std::string_view topic_filter;
+  bool valid = false;
+  if (!parse_shared_filter(filter, group, topic_filter, valid) || !valid) return nullptr;
+  split_topic_levels(topic_filter, levels);
+  const Node* node = &root_;
+  for (auto level : levels) {
+    auto it = node->children.find(level);
+    if (it == node->children.end()) return nullptr;
+    node = it->second.get();
+  }
+  auto it = node->shared.find(group);
+  return it == node->shared.end() ? nullptr : it->second;
 }
 
 void TopicTree::match(std::string_view topic, std::vector<Match>& out) const {

@@ -32,6 +32,8 @@ struct Subscription {
 // Deliveries keep the group alive, so a message can be redelivered to another member when
 // its session ends.
 struct SharedGroup {
+  explicit SharedGroup(std::string shared_filter) : filter(std::move(shared_filter)) {}
+  const std::string filter;  // "$share/<group>/<filter>"
   std::vector<std::pair<Session*, Subscription>> members;
   std::atomic<std::size_t> cursor{0};
 };
@@ -54,6 +56,8 @@ class TopicTree {
   bool insert(std::string_view filter, Session* session, const Subscription& subscription);
   // Returns true if the subscription existed.
   bool erase(std::string_view filter, Session* session);
+  // The group of a shared subscription filter, if it has members.
+  std::shared_ptr<SharedGroup> shared_group(std::string_view filter) const;
   // Appends every subscription whose filter matches `topic` (one entry per filter; one per
   // shared group).
   void match(std::string_view topic, std::vector<Match>& out) const;

@@ -64,6 +64,7 @@ enum class Context : std::uint8_t {
   unsuback,
   disconnect,
   auth,
+  message,  // a stored application message or will: the properties valid in either
 };
 constexpr std::uint16_t in(Context context) {
   return static_cast<std::uint16_t>(1u << static_cast<unsigned>(context));
@@ -214,7 +215,9 @@ ReasonCode read_properties(Reader& reader, Context context, Sender sender, Prope
     if (!block.read_variable_byte_integer(id)) return malformed;
     if (id >= property_id_limit) return malformed;
     const PropertyRule& rule = property_rules[id];
-    if (rule.type == ValueType::none || (rule.allowed_in & in(context)) == 0) return malformed;
+    const std::uint16_t wanted =
+        context == Context::message ? in(Context::publish, Context::will) : in(context);
+    if (rule.type == ValueType::none || (rule.allowed_in & wanted) == 0) return malformed;
     const bool repeatable = id == 0x26 || (id == 0x0B && context == Context::publish);
     if (!repeatable) {
       const std::uint64_t bit = std::uint64_t{1} << id;
@@ -705,6 +708,17 @@ ReasonCode decode_packet(std::span<const std::uint8_t> packet, ProtocolVersion v
 boost::system::error_code decode(std::span<const std::uint8_t> packet, ProtocolVersion version,
                                  Packet& out, Sender sender) {
   const ReasonCode rc = decode_packet(packet, version, out, sender);
+  if (rc == ok) return {};
+  return make_error_code(rc);
+}
+
+boost::system::error_code decode_properties(std::span<const std::uint8_t> block, Properties& out) {
+  out = Properties{};
+  Reader reader(block);
+  ReasonCode rc = read_properties(reader, Context::message, Sender::server, out);
+  if (rc == ok && !reader.at_end()) rc = malformed;
+  // Only what a stored message or will carries: the rest belongs to one packet exchange.
+  if (rc == ok && (!out.subscription_identifiers.empty() || out.topic_alias)) rc = malformed;
   if (rc == ok) return {};
   return make_error_code(rc);
 }

@@ -318,6 +318,11 @@ std::size_t encoded_size(const Packet& packet, ProtocolVersion version) {
       packet);
 }
 
+void encode_properties(const Properties& properties, std::string& out) {
+  StringSink sink{out};
+  write_properties(sink, properties);
+}
+
 void encode_publish_header(std::string& out, ProtocolVersion version, std::uint8_t qos, bool retain,
                            bool dup, std::string_view topic, std::uint16_t packet_id,
                            const Properties& properties, std::size_t payload_size) {

@@ -32,6 +32,15 @@ struct ServerOptions {
   unsigned storage_threads = 4;           // blocking pool for SQLite and HMACs
   double admin_calls_per_second = 500;
   auth::ThrottleLimits auth_throttle{};
+  // Persistent sessions (with their subscriptions, queues, in-flight messages and delayed
+  // wills) and retained messages are saved in credmq.db and restored at start. Saved every
+  // session_save_interval when something changed, and at stop(). Off: kept in memory only,
+  // and what an earlier run saved is deleted at start.
+  bool persist_sessions = true;
+  std::chrono::milliseconds session_save_interval{2000};
+  // Per session, messages waiting to be sent (0 = no limit); see broker::BrokerConfig.
+  std::size_t max_queued_messages = 10'000;
+  std::size_t max_queued_bytes = 0;
 };
 
 // What DIR/admin-credentials.json holds.

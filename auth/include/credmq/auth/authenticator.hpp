@@ -5,6 +5,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace credmq::auth {
 
@@ -48,6 +49,15 @@ class Authenticator {
   virtual void authenticate(ConnectRequest request, std::function<void(AuthResult)> done) = 0;
   // Reports the outcome of a CONNECT to the failure throttle (refusals from bind() too).
   virtual void record_failure(const ConnectRequest& /*request*/) {}
+  // Whether `serial` (an Identity::credential_serial this authenticator issued) is still the
+  // current issuance of the device credential of (instance_id, client_id): false once it was
+  // unregistered, refreshed or re-registered. Blocking (may read the store); the broker asks
+  // it at start for each saved session, reading RevocationHub::epoch() first. The default
+  // answers false, so an authenticator that cannot tell never gets saved sessions back.
+  virtual bool credential_current(std::string_view /*instance_id*/, std::string_view /*client_id*/,
+                                  std::int64_t /*serial*/) {
+    return false;
+  }
 };
 
 }  // namespace credmq::auth

@@ -20,6 +20,10 @@ class DeviceCredentialAuthenticator : public Authenticator {
 
   void authenticate(ConnectRequest request, std::function<void(AuthResult)> done) override;
   void record_failure(const ConnectRequest& request) override;
+  // Compares with the serial of the credential row of (instance, client id). Throws
+  // storage::StorageError when the store fails.
+  bool credential_current(std::string_view instance_id, std::string_view client_id,
+                          std::int64_t serial) override;
 
   // The synchronous core, for unit tests and for the pool: blocking.
   AuthResult authenticate_now(const ConnectRequest& request);

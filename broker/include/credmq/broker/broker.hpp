@@ -12,6 +12,7 @@
 
 #include "credmq/auth/authenticator.hpp"
 #include "credmq/auth/revocation_hub.hpp"
+#include "credmq/broker/persistence.hpp"
 
 namespace credmq::broker {
 
@@ -29,7 +30,17 @@ struct BrokerConfig {
   // MQTT 5 Receive Maximum announced in CONNACK: incoming QoS 2 PUBLISHes not yet released
   // (QoS 1 is acknowledged at once); a client exceeding it gets DISCONNECT 0x93.
   std::uint16_t receive_maximum = 65535;
-  std::size_t max_queued_per_session = 10'000;  // packets waiting to be written
+  // Per session, messages waiting to be sent (offline, or beyond the in-flight window): at
+  // most this many, and no new one while their payloads total this many bytes or more. A
+  // message for a full queue is dropped (counted in BrokerStats::messages_dropped). 0 = no
+  // limit, as Mosquitto's max_queued_messages / max_queued_bytes.
+  std::size_t max_queued_per_session = 10'000;
+  std::size_t max_queued_bytes_per_session = 0;
+  // When set, persistent sessions and retained messages are loaded from it at start() and
+  // saved to it every save_interval (if anything changed) and at stop(). Not owned; must
+  // outlive the Broker.
+  StatePersistence* persistence = nullptr;
+  std::chrono::milliseconds save_interval{2000};
   // $SYS/broker/... topics are refreshed this often (changed values only; Mosquitto's
   // sys_interval). 0 = no $SYS topics.
   std::chrono::seconds sys_interval{10};
@@ -40,6 +51,7 @@ struct BrokerStats {
   std::size_t sessions = 0;
   std::uint64_t messages_received = 0;
   std::uint64_t messages_sent = 0;
+  std::uint64_t messages_dropped = 0;  // for a session whose queue was full
 };
 
 class Broker {
@@ -49,12 +61,13 @@ class Broker {
   Broker(const Broker&) = delete;
   Broker& operator=(const Broker&) = delete;
 
-  // Binds every listener (throws boost::system::system_error on failure) and starts the
-  // I/O threads. Returns once the listeners accept connections.
+  // Restores the persisted state (if configured), binds every listener (throws
+  // boost::system::system_error on failure) and starts the I/O threads. Returns once the
+  // listeners accept connections.
   void start();
   std::vector<boost::asio::ip::tcp::endpoint> bound_endpoints() const;
-  // Stops accepting, sends MQTT 5 clients DISCONNECT 0x8B, closes every connection and
-  // joins the I/O threads. Idempotent.
+  // Stops accepting, sends MQTT 5 clients DISCONNECT 0x8B, closes every connection, joins
+  // the I/O threads, then saves the state (if configured). Idempotent.
   void stop();
   BrokerStats stats() const;
 

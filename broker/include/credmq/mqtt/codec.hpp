@@ -85,6 +85,15 @@ void encode_publish_header(std::string& out, ProtocolVersion version, std::uint8
                            bool dup, std::string_view topic, std::uint16_t packet_id,
                            const Properties& properties, std::size_t payload_size);
 
+// An MQTT 5 property block on its own (Property Length, then the properties), as it appears
+// inside a PUBLISH: for storing a message's properties outside a packet. encode_properties
+// appends; decode_properties accepts exactly one block (nothing after it) holding only the
+// properties of an application message or will (Payload Format Indicator, Message Expiry
+// Interval, Content Type, Response Topic, Correlation Data, Will Delay Interval, User
+// Properties), with the same rules and error codes as decode().
+void encode_properties(const Properties& properties, std::string& out);
+boost::system::error_code decode_properties(std::span<const std::uint8_t> block, Properties& out);
+
 // Topic rules (MQTT 3.1.1 4.7, 5.0 4.7). UTF-8 validity (no U+0000, no surrogates, no
 // overlong forms) is checked by the decoder for every UTF-8 string.
 bool valid_utf8(std::string_view text);

@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "credmq/storage/broker_state.hpp"
+
 namespace credmq::storage {
 
 // Any storage failure (SQLite error, full disk, unreadable/wrong master key...).
@@ -27,7 +29,7 @@ struct InvalidArgument : std::invalid_argument {
 
 // Schema version this build writes; older databases are migrated forward on open, newer
 // ones are refused.
-inline constexpr std::int64_t kSchemaVersion = 1;
+inline constexpr std::int64_t kSchemaVersion = 2;
 
 struct DeviceCredential {
   std::string instance_id;
@@ -93,12 +95,26 @@ class Store {
                                                          std::string_view client_id) = 0;
   virtual std::optional<DeviceCredential> find_credential_by_key_id(
       std::string_view access_key_id) = 0;
+  // The serial of the current issuance of (instance, client id)'s credential, if it has one.
+  // Decrypts nothing.
+  virtual std::optional<std::int64_t> credential_serial(std::string_view instance_id,
+                                                        std::string_view client_id) = 0;
   // Client ids of `group_id` (the part before "@@@") in `instance_id`, ordered by client id.
   // Paging: either `next_token` (opaque, from a previous page; wins when non-empty) or
   // 1-based `page_no`. Throws InvalidArgument for a malformed token or page_no/page_size < 1.
   // A client id without "@@@" belongs to the group "".
   virtual ClientIdPage list_client_ids(std::string_view instance_id, std::string_view group_id,
                                        int page_no, int page_size, std::string_view next_token) = 0;
+
+  // The broker's saved state (sessions, queues, retained messages), by instance id; sessions
+  // by client id. References to messages are resolved to indexes; a row that refers to a
+  // missing message is left out.
+  virtual std::vector<StoredInstanceState> load_broker_state() = 0;
+  // One transaction: replaces everything saved for each listed instance (other instances
+  // keep theirs). Message indexes must be valid (std::invalid_argument otherwise).
+  virtual void save_broker_state(const std::vector<StoredInstanceState>& instances) = 0;
+  // Forgets every saved broker state (persistence turned off).
+  virtual void clear_broker_state() = 0;
 };
 
 }  // namespace credmq::storage
