@@ -17,6 +17,8 @@ FILES = {
     "C": "broker_conformance_test.cpp",
     "B": "broker_mqtt_test.cpp",
     "B5": "broker_mqtt5_test.cpp",
+    "P": "broker_persistence_test.cpp",
+    "S": "broker_sys_test.cpp",
     "D": "codec_decode_test.cpp",
     "E": "codec_roundtrip_test.cpp",
     "F": "codec_frame_test.cpp",
@@ -57,7 +59,7 @@ def main() -> int:
             counts[status] += 1
         print(f"{title}: {len(rows)} statements: "
               + ", ".join(f"{s} {counts[s]}" for s in sorted(counts)))
-    for key, suite, name in re.findall(r"`(B5|C|B|D|E|F|T) (\w+)\.(\w+)`", text):
+    for key, suite, name in re.findall(r"`(B5|C|B|D|E|F|T|P|S) (\w+)\.(\w+)`", text):
         pattern = rf"TEST(_F|_P)?\({suite},\s*{name}\)"
         if not re.search(pattern, sources[key]):
             errors.append(f"no test {suite}.{name} in {FILES[key]}")

@@ -242,6 +242,41 @@ TEST_F(PersistenceTest, InflightAndQos2StateResumeWithTheSamePacketIds) {
   EXPECT_EQ(third.packet_id, static_cast<std::uint16_t>(second.packet_id + 1));
 }
 
+// [MQTT-4.6.0-1]: resends go in the order first sent, also when the packet ids wrapped
+// (65534, 65535, then 1, 2). The saved next packet id lets the test start near the wrap.
+TEST_F(PersistenceTest, ResendsAfterPacketIdWrapKeepTheOriginalOrder) {
+  {
+    auto sub = client(ProtocolVersion::v5);
+    ASSERT_EQ(sub->connect(v5_connect("sub", 8, 1000)).reason_code, 0);
+    sub->subscribe("w/#", 1);
+    disconnect(sub);
+  }
+  restart();
+  persistence_.edit([](auto& saved) {
+    for (auto& session : saved.at("i1").sessions) {
+      if (session.client_id == "sub") session.next_packet_id = 65534;
+    }
+  });
+  restart();
+  auto sub = client(ProtocolVersion::v5);
+  ASSERT_TRUE(sub->connect(v5_connect("sub", 8, 1000)).session_present);
+  auto pub = connected("pub");
+  const std::vector<std::uint16_t> expected_ids = {65534, 65535, 1, 2};
+  for (int i = 0; i < 4; ++i) {
+    pub->publish("w/" + std::to_string(i), "m" + std::to_string(i), 1);
+    auto m = expect_publish(*sub, "w/" + std::to_string(i), "m" + std::to_string(i));
+    EXPECT_EQ(m.packet_id, expected_ids[i]);  // not acknowledged
+  }
+  sub->close();
+  auto again = client(ProtocolVersion::v5);
+  ASSERT_TRUE(again->connect(v5_connect("sub", 8, 1000)).session_present);
+  for (int i = 0; i < 4; ++i) {
+    auto m = expect_publish(*again, "w/" + std::to_string(i), "m" + std::to_string(i));
+    EXPECT_EQ(m.packet_id, expected_ids[i]);
+    EXPECT_TRUE(m.dup);
+  }
+}
+
 TEST_F(PersistenceTest, RetainedMessagesKeepTheirPropertiesAndExpiry) {
   {
     auto pub = client(ProtocolVersion::v5);

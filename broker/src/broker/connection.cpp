@@ -753,23 +753,31 @@ void Connection::resend_inflight() {
   session_->resend_backlog = 0;
   std::size_t resent = 0;
   const auto now = Clock::now();
-  for (auto it = session_->inflight.begin(); it != session_->inflight.end();) {
-    const std::uint16_t packet_id = it->first;
-    InflightMessage& inflight = it->second;
-    // This connection may announce a smaller Maximum Packet Size than the one the PUBLISH was
-    // first sent on: it is discarded, as if sent and acknowledged [MQTT-3.1.2-25].
-    if (!inflight.released &&
-        exceeds_client_maximum(*inflight.message, inflight.subscription_ids, inflight.qos, now)) {
-      it = session_->inflight.erase(it);
-      continue;
-    }
-    ++it;
-    inflight.awaiting_resend = resent >= inflight_limit_;
-    if (inflight.awaiting_resend) {
-      ++session_->resend_backlog;
-    } else {
-      ++resent;
-      resend(packet_id, inflight);
+  auto& all = session_->inflight;
+  const std::uint16_t next_id = session_->next_packet_id;
+  // In the order first sent [MQTT-4.6.0-1]: ids are allocated upwards from next_packet_id and
+  // wrap, so ids at or above it were sent before those below it.
+  for (int pass = 0; pass < 2; ++pass) {
+    auto it = pass == 0 ? all.lower_bound(next_id) : all.begin();
+    while (it != all.end() && (pass == 0 || it->first < next_id)) {
+      const std::uint16_t packet_id = it->first;
+      InflightMessage& inflight = it->second;
+      // This connection may announce a smaller Maximum Packet Size than the one the PUBLISH
+      // was first sent on: it is discarded, as if sent and acknowledged [MQTT-3.1.2-25].
+      if (!inflight.released &&
+          exceeds_client_maximum(*inflight.message, inflight.subscription_ids, inflight.qos, now)) {
+        it = all.erase(it);
+        session_->touch();
+        continue;
+      }
+      ++it;
+      inflight.awaiting_resend = resent >= inflight_limit_;
+      if (inflight.awaiting_resend) {
+        ++session_->resend_backlog;
+      } else {
+        ++resent;
+        resend(packet_id, inflight);
+      }
     }
   }
 }
@@ -810,14 +818,19 @@ void Connection::pump() {
       auto& inflight = session_->inflight;
       auto& backlog = session_->resend_backlog;
       // Resends held back by Receive Maximum go first (while they wait, inflight.size()
-      // exceeds the limit, so no new QoS 1/2 message overtakes them).
-      for (auto it = inflight.begin();
-           backlog > 0 && it != inflight.end() && inflight.size() - backlog < inflight_limit_;
-           ++it) {
-        if (!it->second.awaiting_resend) continue;
-        it->second.awaiting_resend = false;
-        --backlog;
-        resend(it->first, it->second);
+      // exceeds the limit, so no new QoS 1/2 message overtakes them), in the order first sent
+      // (see resend_inflight(); no id is allocated while a backlog remains).
+      const std::uint16_t next_id = session_->next_packet_id;
+      for (int pass = 0; pass < 2; ++pass) {
+        for (auto it = pass == 0 ? inflight.lower_bound(next_id) : inflight.begin();
+             backlog > 0 && it != inflight.end() && (pass == 0 || it->first < next_id) &&
+             inflight.size() - backlog < inflight_limit_;
+             ++it) {
+          if (!it->second.awaiting_resend) continue;
+          it->second.awaiting_resend = false;
+          --backlog;
+          resend(it->first, it->second);
+        }
       }
       auto& queue = session_->queue;
       while (!queue.empty() && out_queue_.size() < kMaxBatch) {
