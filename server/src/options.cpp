@@ -62,8 +62,15 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
           static_cast<std::int64_t>(defaults.auth_throttle.max_failures_per_address)),
       "failed CONNECTs per source address within 10 s before refusing without a lookup "
       "(0 = off; loopback is exempt)")(
-      "sys-interval", po::value<std::int64_t>()->default_value(defaults.sys_interval.count()),
-      "seconds between $SYS/broker/... updates, 0-86400 (0 = no $SYS topics)")(
+      "max-keepalive", po::value<std::int64_t>()->default_value(defaults.max_keep_alive),
+      "longest MQTT Keep Alive in seconds, 0-65535 (0 = no limit): MQTT 5 clients asking for "
+      "more or for 0 get it as Server Keep Alive, MQTT 3.1.1 ones are refused")(
+      "outgoing-topic-aliases",
+      po::value<std::int64_t>()->default_value(defaults.outgoing_topic_alias_maximum),
+      "Topic Aliases set on PUBLISHes to an MQTT 5 client that accepts them, 0-65535 "
+      "(0 = never)")("sys-interval",
+                     po::value<std::int64_t>()->default_value(defaults.sys_interval.count()),
+                     "seconds between $SYS/broker/... updates, 0-86400 (0 = no $SYS topics)")(
       "persist-sessions", po::value<bool>()->default_value(true)->implicit_value(true),
       "save persistent sessions and retained messages in credmq.db and restore them at start "
       "(--persist-sessions=false: memory only)")(
@@ -124,6 +131,9 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
       static_cast<std::size_t>(in_range(vm, "max-packet-size", 16, 268'435'460));
   options.io_threads = static_cast<unsigned>(in_range(vm, "io-threads", 0, 256));
   options.sys_interval = std::chrono::seconds(in_range(vm, "sys-interval", 0, 86'400));
+  options.max_keep_alive = static_cast<std::uint16_t>(in_range(vm, "max-keepalive", 0, 65'535));
+  options.outgoing_topic_alias_maximum =
+      static_cast<std::uint16_t>(in_range(vm, "outgoing-topic-aliases", 0, 65'535));
   options.admin_calls_per_second = vm["admin-rate"].as<double>();
   if (!(options.admin_calls_per_second > 0)) {
     throw std::invalid_argument("--admin-rate must be positive");

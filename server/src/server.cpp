@@ -121,6 +121,8 @@ struct Server::Impl {
     if (options.allow_anonymous) broker_config.anonymous_instance = options.default_instance;
     broker_config.max_packet_size = options.max_packet_size;
     broker_config.sys_interval = options.sys_interval;
+    broker_config.max_keep_alive = options.max_keep_alive;
+    broker_config.outgoing_topic_alias_maximum = options.outgoing_topic_alias_maximum;
     broker_config.io_threads = options.io_threads;
     broker_config.max_queued_per_session = options.max_queued_messages;
     broker_config.max_queued_bytes_per_session = options.max_queued_bytes;

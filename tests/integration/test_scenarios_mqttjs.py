@@ -159,6 +159,21 @@ def test_mqttjs_automatic_topic_alias_options(broker, agents):
         ("jsauto/use", "u0"), ("jsauto/use", "u1")]
 
 
+def test_credmq_sets_topic_aliases_for_an_mqttjs_subscriber_that_accepts_them(broker, agents):
+    """Server-to-client aliases (3.3.2.3.4): MQTT.js announces a Topic Alias Maximum; credmq
+    sends the topic once with an alias, then the alias alone, and MQTT.js resolves it."""
+    subscriber = js_device(broker, agents, "js-alias-in", properties={"topicAliasMaximum": 4})
+    assert subscribe(subscriber, "jsin/#", 1) == [1]
+    sender = js_device(broker, agents, "js-alias-in-pub")
+    for i in range(3):
+        publish(sender, "jsin/t", f"m{i}", qos=1)
+    received = [subscriber.event("received") for _ in range(3)]
+    assert [(e["topic"], e["topicAlias"]) for e in received] == [("jsin/t", 1), ("", 1), ("", 1)]
+    got = [message(subscriber) for _ in range(3)]
+    assert [(e["topic"], e["payload"]) for e in got] == [("jsin/t", "m0"), ("jsin/t", "m1"),
+                                                         ("jsin/t", "m2")]
+
+
 def test_mqttjs_refuses_an_alias_over_credmqs_topic_alias_maximum(broker, agents):
     """MQTT.js checks the Topic Alias Maximum of credmq's CONNACK (10) itself, so alias 11
     never reaches the broker (paho does send it: see test_scenarios_paho.py, 0x94)."""

@@ -741,16 +741,25 @@ TEST_F(Conformance5, MQTT_3_3_2_8_12_TopicAliasRange) {
   EXPECT_TRUE(closed_silently(*c));
 }
 
-TEST_F(Conformance5, MQTT_3_1_2_26_27_3_3_2_11_NoTopicAliasesSentToClients) {
+TEST_F(Conformance5, MQTT_3_1_2_26_27_3_3_2_11_TopicAliasesSentUpToTheClientsMaximum) {
   auto connect = make_connect("sub", user());
-  connect.properties.topic_alias_maximum = 10;
+  connect.properties.topic_alias_maximum = 1;
   auto sub = connected5(connect);
-  sub->subscribe("ta/x", 0);
+  sub->subscribe("ta/#", 0);
+  auto plain = connected5(make_connect("plain", user()));  // no Topic Alias Maximum
+  plain->subscribe("ta/#", 0);
   auto pub = connected("pub", ProtocolVersion::v5);
-  for (int i = 0; i < 2; ++i) {
-    pub->publish("ta/x", "m");
-    // The full topic each time, no Topic Alias property.
-    EXPECT_EQ(sub->receive_bytes(), packet(0x30, str("ta/x") + bytes({0}) + "m"));
+  pub->publish("ta/x", "m");
+  // The first PUBLISH sets alias 1 (topic + Topic Alias 1), the next uses it (empty topic).
+  EXPECT_EQ(sub->receive_bytes(), packet(0x30, str("ta/x") + bytes({3, 0x23, 0, 1}) + "m"));
+  pub->publish("ta/x", "m");
+  EXPECT_EQ(sub->receive_bytes(), packet(0x30, str("") + bytes({3, 0x23, 0, 1}) + "m"));
+  // Only one alias allowed: another topic goes without one.
+  pub->publish("ta/y", "m");
+  EXPECT_EQ(sub->receive_bytes(), packet(0x30, str("ta/y") + bytes({0}) + "m"));
+  // Topic Alias Maximum absent: the full topic each time, no Topic Alias property.
+  for (const char* topic : {"ta/x", "ta/x", "ta/y"}) {
+    EXPECT_EQ(plain->receive_bytes(), packet(0x30, str(topic) + bytes({0}) + "m"));
   }
 }
 

@@ -629,3 +629,97 @@ TEST_F(Mqtt5Test, AuthPacketIsProtocolError) {
 
 }  // namespace
 }  // namespace credmq::broker
+
+namespace credmq::broker {
+namespace {
+
+using namespace test;
+using namespace std::chrono_literals;
+using mqtt::ProtocolVersion;
+
+// ---------------------------------------------------------------------------------------
+// Server Keep Alive [MQTT-3.2.2-21], [MQTT-3.2.2-22] (--max-keepalive, as Mosquitto's)
+
+class MaxKeepAliveTest : public BrokerTest {
+ protected:
+  void SetUp() override {
+    auto config = default_config();
+    config.max_keep_alive = 1;
+    start_broker(std::move(config));
+  }
+};
+
+TEST_F(MaxKeepAliveTest, Mqtt5ClientGetsServerKeepAliveAndItIsEnforced) {
+  auto c = client(ProtocolVersion::v5);
+  auto connack = c->connect(make_connect("forever", user(), true, 0));  // 0 = never
+  EXPECT_EQ(connack.reason_code, 0);
+  EXPECT_EQ(connack.properties.server_keep_alive, std::optional<std::uint16_t>(1));
+  // The server's value is the one used: silence for 1.5 s ends with DISCONNECT 0x8D.
+  auto disconnect = c->expect<mqtt::Disconnect>(3s);
+  EXPECT_EQ(disconnect.reason_code, 0x8D);
+  EXPECT_TRUE(c->wait_eof());
+}
+
+TEST_F(MaxKeepAliveTest, KeepAliveWithinTheMaximumIsKept) {
+  auto c = client(ProtocolVersion::v5);
+  auto connack = c->connect(make_connect("short", user(), true, 1));
+  EXPECT_EQ(connack.reason_code, 0);
+  EXPECT_FALSE(connack.properties.server_keep_alive);  // no Server Keep Alive: the client's
+  auto v311 = client();
+  EXPECT_EQ(v311->connect(make_connect("short311", user(), true, 1)).reason_code, 0);
+}
+
+TEST_F(MaxKeepAliveTest, Mqtt311ClientAskingForMoreIsRefused) {
+  for (std::uint16_t keep_alive : {0, 2}) {
+    auto c = client();
+    auto connack = c->connect(make_connect("long", user(), true, keep_alive));
+    EXPECT_EQ(connack.reason_code, 0x02) << keep_alive;  // identifier rejected, as Mosquitto
+    EXPECT_TRUE(c->wait_eof());
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Topic Alias from server to client (3.3.2.3.4): up to the client's Topic Alias Maximum
+
+mqtt::Publish receive_publish(Client& c) { return c.expect<mqtt::Publish>(); }
+
+TEST_F(BrokerTest, OutgoingTopicAliasesUpToTheClientsMaximum) {
+  auto sub = client(ProtocolVersion::v5);
+  auto connect = make_connect("aliased", user());
+  connect.properties.topic_alias_maximum = 2;
+  ASSERT_EQ(sub->connect(connect).reason_code, 0);
+  sub->subscribe("a/#", 0);
+  auto pub = connected("pub");
+  for (const char* topic : {"a/1", "a/1", "a/2", "a/3", "a/3", "a/2"}) pub->publish(topic, topic);
+  struct Expected {
+    const char* topic;  // on the wire; "" = by alias only
+    std::uint16_t alias;
+    const char* payload;
+  };
+  for (const auto& [topic, alias, payload] :
+       {Expected{"a/1", 1, "a/1"}, Expected{"", 1, "a/1"}, Expected{"a/2", 2, "a/2"},
+        Expected{"a/3", 0, "a/3"}, Expected{"a/3", 0, "a/3"}, Expected{"", 2, "a/2"}}) {
+    auto p = receive_publish(*sub);
+    EXPECT_EQ(p.topic, topic) << payload;
+    EXPECT_EQ(p.properties.topic_alias.value_or(0), alias) << payload;
+    EXPECT_EQ(p.payload, payload);
+  }
+}
+
+TEST_F(BrokerTest, NoOutgoingTopicAliasesWithoutTheClientsMaximum) {
+  auto sub = client(ProtocolVersion::v5);
+  ASSERT_EQ(sub->connect(make_connect("plain", user())).reason_code, 0);
+  sub->subscribe("a/#", 0);
+  auto pub = connected("pub");
+  pub->publish("a/1", "x");
+  pub->publish("a/1", "y");
+  for (const char* payload : {"x", "y"}) {
+    auto p = receive_publish(*sub);
+    EXPECT_EQ(p.topic, "a/1");
+    EXPECT_FALSE(p.properties.topic_alias);
+    EXPECT_EQ(p.payload, payload);
+  }
+}
+
+}  // namespace
+}  // namespace credmq::broker

@@ -316,12 +316,30 @@ void Connection::on_connect(mqtt::Connect connect) {
     return;
   }
   will_ = std::move(connect.will);
-  keep_alive_limit_ = std::chrono::milliseconds(connect.keep_alive * 1500);
+  // A maximum Keep Alive, as Mosquitto's max_keepalive: 0 ("never") and larger values are
+  // replaced by it for 5.0 (Server Keep Alive in CONNACK [MQTT-3.2.2-21]); 3.1.1 cannot be
+  // told, so such a CONNECT is refused (return code 2, as Mosquitto does).
+  std::uint16_t keep_alive = connect.keep_alive;
+  std::uint16_t server_keep_alive = 0;
+  const std::uint16_t max_keep_alive = core_.config.max_keep_alive;
+  if (max_keep_alive > 0 && (keep_alive == 0 || keep_alive > max_keep_alive)) {
+    if (!is_v5()) {
+      log::info("client ", client_id_, " from ", remote_address_, " refused: keep alive ",
+                keep_alive, " s is not within the maximum of ", max_keep_alive, " s");
+      refuse(0x85);
+      return;
+    }
+    keep_alive = server_keep_alive = max_keep_alive;
+  }
+  keep_alive_limit_ = std::chrono::milliseconds(keep_alive * 1500);
   const auto& properties = connect.properties;
   if (is_v5()) {
     session_expiry_ = properties.session_expiry_interval.value_or(0);
     if (properties.receive_maximum) inflight_limit_ = *properties.receive_maximum;
     client_max_packet_size_ = properties.maximum_packet_size.value_or(0);
+    const auto alias_limit = std::min(properties.topic_alias_maximum.value_or(0),
+                                      core_.config.outgoing_topic_alias_maximum);
+    if (alias_limit > 0) outgoing_aliases_ = std::make_unique<OutgoingTopicAliases>(alias_limit);
   } else {
     session_expiry_ = connect.clean_start ? 0 : kSessionNeverExpires;
   }
@@ -340,52 +358,54 @@ void Connection::on_connect(mqtt::Connect connect) {
   read_paused_ = true;
   const bool clean_start = connect.clean_start;
   auto executor = asio::prefer(socket_.get_executor(), asio::execution::outstanding_work.tracked);
-  core_.authenticator.authenticate(request_, [self = shared_from_this(), executor, clean_start,
-                                              assigned_id](auth::AuthResult result) mutable {
-    asio::post(executor, [self = std::move(self), result = std::move(result), clean_start,
-                          assigned_id]() mutable {
-      if (self->phase_ != Phase::authenticating) return;  // closed meanwhile
-      self->on_authenticated(std::move(result));
-      if (self->phase_ != Phase::connected) return;
-      bool session_present = false;
-      if (!self->attach_session(clean_start, session_present)) {
-        // Revoked between bind() and here: nothing was routed yet, so it is refused like a
-        // CONNECT whose bind saw the revocation (4 / 0x86), rather than dropped silently.
-        self->phase_ = Phase::authenticating;
-        self->core_.authenticator.record_failure(self->request_);
-        self->refuse(0x86);
-        return;
-      }
-      self->instance_->client_connected();
-      self->counted_connected_ = true;
-      mqtt::Connack connack;
-      connack.session_present = session_present;
-      if (self->is_v5()) {
-        auto& p = connack.properties;
-        if (assigned_id) p.assigned_client_identifier = self->client_id_;
-        p.receive_maximum = std::max<std::uint16_t>(self->core_.config.receive_maximum, 1);
-        p.topic_alias_maximum = kTopicAliasMaximum;
-        p.maximum_packet_size = static_cast<std::uint32_t>(
-            std::min<std::size_t>(self->core_.config.max_packet_size, 268'435'460));
-        p.subscription_identifier_available = 1;
-        p.shared_subscription_available = 1;
-      }
-      self->send(connack);
-      log::info("client ", self->client_id_, " connected on ", self->identity_.instance_id, " (",
-                self->identity_.mode, " ", self->identity_.key_id, ", from ", self->remote_address_,
-                ", session present ", session_present, ")");
-      const auto now = Clock::now();
-      self->last_activity_ = now;
-      if (self->keep_alive_limit_.count() > 0) {
-        self->arm_timer(now + self->keep_alive_limit_);
-      } else {
-        self->timer_.cancel();
-      }
-      if (session_present) self->resend_inflight();
-      self->pump();
-      self->resume_reading();
-    });
-  });
+  core_.authenticator.authenticate(
+      request_, [self = shared_from_this(), executor, clean_start, assigned_id,
+                 server_keep_alive](auth::AuthResult result) mutable {
+        asio::post(executor, [self = std::move(self), result = std::move(result), clean_start,
+                              assigned_id, server_keep_alive]() mutable {
+          if (self->phase_ != Phase::authenticating) return;  // closed meanwhile
+          self->on_authenticated(std::move(result));
+          if (self->phase_ != Phase::connected) return;
+          bool session_present = false;
+          if (!self->attach_session(clean_start, session_present)) {
+            // Revoked between bind() and here: nothing was routed yet, so it is refused like a
+            // CONNECT whose bind saw the revocation (4 / 0x86), rather than dropped silently.
+            self->phase_ = Phase::authenticating;
+            self->core_.authenticator.record_failure(self->request_);
+            self->refuse(0x86);
+            return;
+          }
+          self->instance_->client_connected();
+          self->counted_connected_ = true;
+          mqtt::Connack connack;
+          connack.session_present = session_present;
+          if (self->is_v5()) {
+            auto& p = connack.properties;
+            if (assigned_id) p.assigned_client_identifier = self->client_id_;
+            if (server_keep_alive > 0) p.server_keep_alive = server_keep_alive;
+            p.receive_maximum = std::max<std::uint16_t>(self->core_.config.receive_maximum, 1);
+            p.topic_alias_maximum = kTopicAliasMaximum;
+            p.maximum_packet_size = static_cast<std::uint32_t>(
+                std::min<std::size_t>(self->core_.config.max_packet_size, 268'435'460));
+            p.subscription_identifier_available = 1;
+            p.shared_subscription_available = 1;
+          }
+          self->send(connack);
+          log::info("client ", self->client_id_, " connected on ", self->identity_.instance_id,
+                    " (", self->identity_.mode, " ", self->identity_.key_id, ", from ",
+                    self->remote_address_, ", session present ", session_present, ")");
+          const auto now = Clock::now();
+          self->last_activity_ = now;
+          if (self->keep_alive_limit_.count() > 0) {
+            self->arm_timer(now + self->keep_alive_limit_);
+          } else {
+            self->timer_.cancel();
+          }
+          if (session_present) self->resend_inflight();
+          self->pump();
+          self->resume_reading();
+        });
+      });
 }
 
 // Runs the verdict: refuses, or binds to the revocation hub and moves to `connected`.
@@ -885,10 +905,13 @@ void Connection::flush() {
       if (item.message) {
         const auto& message = *item.message;
         item.header_offset = header_arena_.size();
-        mqtt::encode_publish_header(
-            header_arena_, version_, item.qos, item.retain, item.dup, message.topic, item.packet_id,
-            is_v5() ? forwarded_properties(message, item.subscription_ids, now) : kNoProperties,
-            message.payload.size());
+        const auto& properties =
+            is_v5() ? forwarded_properties(message, item.subscription_ids, now) : kNoProperties;
+        if (!outgoing_aliases_ || !encode_with_alias(item, properties)) {
+          mqtt::encode_publish_header(header_arena_, version_, item.qos, item.retain, item.dup,
+                                      message.topic, item.packet_id, properties,
+                                      message.payload.size());
+        }
         item.header_size = header_arena_.size() - item.header_offset;
       }
       writing_items_.push_back(std::move(item));
@@ -913,6 +936,38 @@ void Connection::flush() {
                     [self = shared_from_this()](const error_code& ec, std::size_t bytes) {
                       self->on_written(ec, bytes);
                     });
+}
+
+std::uint16_t OutgoingTopicAliases::alias_for(const std::string& topic, bool& assigned) {
+  assigned = false;
+  if (auto it = aliases.find(topic); it != aliases.end()) return it->second;
+  if (aliases.size() >= maximum) return 0;
+  assigned = true;
+  const auto alias = static_cast<std::uint16_t>(aliases.size() + 1);
+  aliases.emplace(topic, alias);
+  return alias;
+}
+
+bool Connection::encode_with_alias(const OutItem& item, const mqtt::Properties& properties) {
+  const auto& message = *item.message;
+  bool assigned = false;
+  const std::uint16_t alias = outgoing_aliases_->alias_for(message.topic, assigned);
+  if (alias == 0) return false;
+  thread_local mqtt::Properties with_alias;
+  with_alias = properties;
+  with_alias.topic_alias = alias;
+  // A new alias is sent with its topic, which sets it; later PUBLISHes carry only the alias.
+  mqtt::encode_publish_header(header_arena_, version_, item.qos, item.retain, item.dup,
+                              assigned ? std::string_view(message.topic) : std::string_view(),
+                              item.packet_id, with_alias, message.payload.size());
+  const std::size_t size = header_arena_.size() - item.header_offset + message.payload.size();
+  if (assigned && client_max_packet_size_ != 0 && size > client_max_packet_size_) {
+    // The alias made it too large (the plain form was checked before queueing): send it plain.
+    header_arena_.resize(item.header_offset);
+    outgoing_aliases_->aliases.erase(message.topic);
+    return false;
+  }
+  return true;
 }
 
 void Connection::on_written(const error_code& ec, std::size_t bytes) {

@@ -15,6 +15,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core.hpp"
@@ -24,6 +25,19 @@
 #include "credmq/mqtt/packets.hpp"
 
 namespace credmq::broker::detail {
+
+// Topic Aliases this server sets for its PUBLISHes to one MQTT 5 connection, up to the
+// client's Topic Alias Maximum: first come, first served, never replaced, so a topic's alias
+// stays valid for the connection's life and no hot-path work beyond one lookup is added.
+struct OutgoingTopicAliases {
+  explicit OutgoingTopicAliases(std::uint16_t limit) : maximum(limit) {}
+  // The topic's alias, or 0 when all are taken; `assigned` when it was set just now (the
+  // PUBLISH must then carry the topic too).
+  std::uint16_t alias_for(const std::string& topic, bool& assigned);
+
+  const std::uint16_t maximum;
+  std::unordered_map<std::string, std::uint16_t> aliases;
+};
 
 class Connection : public auth::RevocableSession, public std::enable_shared_from_this<Connection> {
  public:
@@ -86,6 +100,8 @@ class Connection : public auth::RevocableSession, public std::enable_shared_from
   void pump();
   void flush();
   void on_written(const boost::system::error_code& ec, std::size_t bytes);
+  // Encodes item's PUBLISH header with a Topic Alias; false (nothing written) if none is free.
+  bool encode_with_alias(const OutItem& item, const mqtt::Properties& properties);
   // Whether a PUBLISH of `message` at `qos` exceeds the client's Maximum Packet Size.
   bool exceeds_client_maximum(const Message& message, const SubscriptionIds& ids, std::uint8_t qos,
                               std::chrono::steady_clock::time_point now) const;
@@ -141,6 +157,7 @@ class Connection : public auth::RevocableSession, public std::enable_shared_from
   std::size_t inflight_limit_ = 65535;
   std::uint32_t client_max_packet_size_ = 0;  // 0 = no limit announced
   std::vector<std::string> topic_aliases_;
+  std::unique_ptr<OutgoingTopicAliases> outgoing_aliases_;  // 5.0 clients that accept aliases
 
   // Write side.
   std::deque<OutItem> out_queue_;

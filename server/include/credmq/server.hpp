@@ -5,6 +5,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -27,9 +28,11 @@ struct ServerOptions {
   std::string default_instance = kDefaultInstanceId;
   std::vector<std::string> instances;  // declared in addition to the default one
   std::size_t max_packet_size = 1024 * 1024;
-  std::chrono::seconds sys_interval{10};  // $SYS/broker/... refresh; 0 = none
-  unsigned io_threads = 0;                // 0 = hardware concurrency
-  unsigned storage_threads = 4;           // blocking pool for SQLite and HMACs
+  std::chrono::seconds sys_interval{10};            // $SYS/broker/... refresh; 0 = none
+  std::uint16_t max_keep_alive = 0;                 // seconds; 0 = no limit (BrokerConfig)
+  std::uint16_t outgoing_topic_alias_maximum = 64;  // 0 = never (BrokerConfig)
+  unsigned io_threads = 0;                          // 0 = hardware concurrency
+  unsigned storage_threads = 4;                     // blocking pool for SQLite and HMACs
   double admin_calls_per_second = 500;
   auth::ThrottleLimits auth_throttle{};
   // Persistent sessions (with their subscriptions, queues, in-flight messages and delayed

@@ -59,7 +59,7 @@ const commands = {
     client.on('packetreceive', (packet) => {
       if (packet.cmd === 'publish') {
         emit({ event: 'received', topic: packet.topic.toString(), qos: packet.qos,
-               dup: packet.dup });
+               dup: packet.dup, topicAlias: packet.properties?.topicAlias ?? null });
       }
     });
     client.on('disconnect', (packet) => emit({ event: 'disconnect',

@@ -44,6 +44,13 @@ struct BrokerConfig {
   // $SYS/broker/... topics are refreshed this often (changed values only; Mosquitto's
   // sys_interval). 0 = no $SYS topics.
   std::chrono::seconds sys_interval{10};
+  // Longest Keep Alive a client may use, seconds (Mosquitto's max_keepalive); 0 = no limit.
+  // 5.0 clients asking for more, or for 0, get this as Server Keep Alive; 3.1.1 ones are
+  // refused (identifier rejected, as Mosquitto).
+  std::uint16_t max_keep_alive = 0;
+  // Topic Aliases the server sets on PUBLISHes to a 5.0 client, at most this many and at most
+  // the client's Topic Alias Maximum. 0 = never.
+  std::uint16_t outgoing_topic_alias_maximum = 64;
 };
 
 struct BrokerStats {
