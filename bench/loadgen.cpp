@@ -777,24 +777,43 @@ int run_idle(const Args& args, const Common& common) {
   if (pid <= 0) throw std::invalid_argument("idle needs --broker-pid");
   double hold = args.num("hold", 2.0);
   Pool pool(common.threads);
+  // Two halves: the first connections also warm caches that are not per-connection cost
+  // (the SQLite page cache of the credential lookups, allocator arenas), so the growth
+  // over the second half alone is the marginal memory of one more idle connection.
+  const std::size_t first_half = n / 2;
   long before = read_rss_kb(pid);
-  auto out = connect_many(pool, common, 0, n, concurrency, "bench-idle-", common.timeout_s);
+  auto first =
+      connect_many(pool, common, 0, first_half, concurrency, "bench-idle-", common.timeout_s);
+  std::this_thread::sleep_for(std::chrono::duration<double>(hold));
+  long middle = read_rss_kb(pid);
+  auto second = connect_many(pool, common, first_half, n - first_half, concurrency, "bench-idle-",
+                             common.timeout_s);
   std::this_thread::sleep_for(std::chrono::duration<double>(hold));
   long after = read_rss_kb(pid);
+  const std::uint64_t accepted = first.accepted + second.accepted;
   std::size_t still_open = 0;
-  for (auto& c : out.conns) still_open += c && c->open();
+  for (const auto* half : {&first, &second}) {
+    for (auto& c : half->conns) still_open += c && c->open();
+  }
+  auto per_conn = [](long from_kb, long to_kb, std::uint64_t conns) {
+    return conns ? static_cast<double>(to_kb - from_kb) * 1024.0 / double(conns) : 0.0;
+  };
   Result r("idle");
   add_common(r, common);
   r.add("clients", static_cast<std::uint64_t>(n));
-  r.add("accepted", out.accepted);
+  r.add("accepted", accepted);
   r.add("still_open", static_cast<std::uint64_t>(still_open));
   r.add("rss_before_kb", static_cast<std::int64_t>(before));
+  r.add("rss_middle_kb", static_cast<std::int64_t>(middle));
   r.add("rss_after_kb", static_cast<std::int64_t>(after));
-  r.add("bytes_per_conn",
-        out.accepted ? static_cast<double>(after - before) * 1024.0 / double(out.accepted) : 0.0);
-  close_all(out.conns, true);
+  // Whole growth / all connections (warm-up included), as before.
+  r.add("bytes_per_conn", per_conn(before, after, accepted));
+  r.add("first_half_bytes_per_conn", per_conn(before, middle, first.accepted));
+  r.add("marginal_bytes_per_conn", per_conn(middle, after, second.accepted));
+  close_all(first.conns, true);
+  close_all(second.conns, true);
   pool.stop();
-  bool ok = out.accepted == n && still_open == n;
+  bool ok = accepted == n && still_open == n;
   r.add("ok", ok);
   r.print();
   return ok ? 0 : 1;
@@ -1347,7 +1366,8 @@ Common:    --host 127.0.0.1 --port 1883 --mqtt 4|5 --threads 2 --broker NAME
            --creds FILE (lines "client_id username password"; default: anonymous)
            --cred-offset K --timeout SECONDS (every wait's deadline, default 60)
 connect:   --clients N --concurrency C
-idle:      --clients N --concurrency C --broker-pid PID --hold SECONDS
+idle:      --clients N --concurrency C --broker-pid PID --hold SECONDS (after each half;
+           RSS growth per connection overall and over the second half alone)
 pairs:     --pairs P        fanout: --subscribers S        fanin: --publishers P
            --qos 0|1|2 --duration S | --messages M (per publisher) --payload BYTES (>= 24)
            --inflight W (default 16; unacked QoS 1/2 and end-to-end window per publisher)

@@ -1,11 +1,14 @@
 // Micro-benchmarks of per-message and per-CONNECT work: PUBLISH decode/encode, topic
-// matching, device password HMAC, revocation hub bind/revoke.
+// matching, routing into session queues, device password HMAC, revocation hub bind/revoke.
 #include <benchmark/benchmark.h>
 
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "core.hpp"
 #include "credmq/auth/revocation_hub.hpp"
 #include "credmq/common/crypto.hpp"
 #include "credmq/mqtt/codec.hpp"
@@ -62,6 +65,56 @@ void BM_TopicMatches(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_TopicMatches);
+
+// Core::route into the queues of `subscribers` online sessions subscribed to the topic, then
+// each session's queue drained as Connection::pump() does (front, pop_front). The sessions'
+// owner is a stand-in pointer: no connection is woken.
+class NullAuthenticator : public credmq::auth::Authenticator {
+ public:
+  void authenticate(credmq::auth::ConnectRequest,
+                    std::function<void(credmq::auth::AuthResult)> done) override {
+    done({});
+  }
+};
+
+void BM_RouteAndDrain(benchmark::State& state) {
+  namespace detail = credmq::broker::detail;
+  NullAuthenticator authenticator;
+  credmq::auth::RevocationHub hub;
+  detail::Core core({}, authenticator, hub);
+  detail::Instance& instance = core.instance("bench");
+  static const std::atomic<bool> not_revoked{false};
+  const auto batch = static_cast<std::size_t>(state.range(1));
+  std::vector<std::shared_ptr<detail::Session>> sessions;
+  for (std::int64_t i = 0; i < state.range(0); ++i) {
+    auto session = std::make_shared<detail::Session>("sub-" + std::to_string(i), instance);
+    session->owner = reinterpret_cast<detail::Connection*>(session.get());
+    session->owner_revoked = &not_revoked;
+    session->wake_pending = true;  // as if a drain were posted already: no wake-up
+    instance.subscriptions.insert("fleet/+/telemetry", session.get(), {{1, false, false, 0}, 0});
+    sessions.push_back(std::move(session));
+  }
+  auto message =
+      detail::make_message("fleet/sensor-0001/telemetry", std::string(64, 'x'), 1, false, {});
+  for (auto _ : state) {
+    for (std::size_t k = 0; k < batch; ++k) core.route(instance, message, nullptr);
+    for (auto& session : sessions) {
+      std::lock_guard lock(session->mutex);
+      while (!session->queue.empty()) {
+        benchmark::DoNotOptimize(session->queue.front().message.get());
+        session->queue.pop_front();
+      }
+    }
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * batch) * state.range(0));
+}
+// {subscribers, messages routed before the queues are drained}
+BENCHMARK(BM_RouteAndDrain)
+    ->Args({1, 1})
+    ->Args({8, 1})
+    ->Args({1, 16})
+    ->Args({8, 16})
+    ->Args({1, 256});
 
 void BM_DevicePasswordHmac(benchmark::State& state) {
   const std::string secret = "DC." + credmq::crypto::base64url_encode(std::string(32, 'k'));

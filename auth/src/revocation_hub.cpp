@@ -26,17 +26,23 @@ RevocationHub::BindResult RevocationHub::bind(std::int64_t serial,
       if (it->second == serial) return BindResult::revoked;
     }
   }
-  auto [_, inserted] = bound_[serial].emplace(session.get(), session);
-  if (inserted) ++bound_count_;
+  auto [first, last] = bound_.equal_range(serial);
+  for (auto it = first; it != last; ++it) {
+    if (it->second.session == session.get()) return BindResult::bound;  // already bound
+  }
+  bound_.emplace(serial, Binding{session.get(), session});
   return BindResult::bound;
 }
 
 void RevocationHub::unbind(std::int64_t serial, const RevocableSession* session) {
   std::lock_guard lock(mutex_);
-  auto it = bound_.find(serial);
-  if (it == bound_.end()) return;
-  if (it->second.erase(session) > 0) --bound_count_;
-  if (it->second.empty()) bound_.erase(it);
+  auto [first, last] = bound_.equal_range(serial);
+  for (auto it = first; it != last; ++it) {
+    if (it->second.session == session) {
+      bound_.erase(it);
+      return;
+    }
+  }
 }
 
 std::size_t RevocationHub::revoke(std::int64_t serial) {
@@ -46,15 +52,11 @@ std::size_t RevocationHub::revoke(std::int64_t serial) {
     ++epoch_;
     recent_.emplace_back(epoch_, serial);
     if (recent_.size() > remembered_) recent_.pop_front();
-    auto it = bound_.find(serial);
-    if (it != bound_.end()) {
-      victims.reserve(it->second.size());
-      for (auto& [_, weak] : it->second) {
-        if (auto session = weak.lock()) victims.push_back(std::move(session));
-      }
-      bound_count_ -= it->second.size();
-      bound_.erase(it);
+    auto [first, last] = bound_.equal_range(serial);
+    for (auto it = first; it != last; ++it) {
+      if (auto session = it->second.weak.lock()) victims.push_back(std::move(session));
     }
+    bound_.erase(first, last);
   }
   // Outside the mutex: revoke() posts to the sessions' executors, which may call unbind().
   for (auto& session : victims) session->revoke();
@@ -63,7 +65,7 @@ std::size_t RevocationHub::revoke(std::int64_t serial) {
 
 std::size_t RevocationHub::bound_sessions() const {
   std::lock_guard lock(mutex_);
-  return bound_count_;
+  return bound_.size();
 }
 
 }  // namespace credmq::auth

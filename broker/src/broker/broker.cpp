@@ -51,13 +51,15 @@ class Listener : public std::enable_shared_from_this<Listener> {
 
  private:
   void accept() {
-    acceptor_.async_accept(pick_context_(),
-                           [self = shared_from_this()](const error_code& ec, tcp::socket socket) {
-                             self->on_accept(ec, std::move(socket));
-                           });
+    // Accepting with an io_context yields a socket bound to its own executor type.
+    acceptor_.async_accept(
+        pick_context_(),
+        [self = shared_from_this()](const error_code& ec, detail::Connection::Socket socket) {
+          self->on_accept(ec, std::move(socket));
+        });
   }
 
-  void on_accept(const error_code& ec, tcp::socket socket) {
+  void on_accept(const error_code& ec, detail::Connection::Socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
     if (ec) {
       // E.g. out of file descriptors: keep accepting, the condition is usually transient.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <utility>
@@ -10,20 +11,86 @@
 
 namespace credmq::broker::detail {
 
+// Every connection allocates one Connection, and one Session unless it resumes one, so their
+// sizes are most of the broker's memory per idle connection (docs/performance.md, "Memory per
+// idle connection"). Today (GCC 12, libstdc++, x86-64): Connection 248 bytes, Session 328 (were
+// 1,488 and 416). Grow them knowingly: rarely-used state belongs behind a pointer.
+static_assert(sizeof(Connection) <= 256);
+static_assert(sizeof(Session) <= 384);
+
 namespace asio = boost::asio;
 using boost::system::error_code;
 using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr std::uint16_t kTopicAliasMaximum = 10;
 const mqtt::Properties kNoProperties;
+const std::string kEmpty;
 // Items gathered into one write, and the bound on packets moved from the session queue
 // ahead of the socket (the rest wait in the session queue, bounded there).
 constexpr std::size_t kMaxBatch = 256;
 constexpr std::size_t kReadBufferSize = 16 * 1024;
 // An idle connection should not keep a large buffer after one big packet.
 constexpr std::size_t kMaxIdlePartialCapacity = 4 * 1024;
+// Write states kept per I/O thread for the connections that have something to send next,
+// and the capacity each keeps there.
+constexpr std::size_t kPooledWriteStates = 64;
+constexpr std::size_t kPooledItems = 64;
+constexpr std::size_t kPooledArenaBytes = 4 * 1024;
+
+// Allocates the read-wait operation that every connection keeps pending while idle, in
+// blocks of its exact size recycled through a per-thread free list (no allocation per
+// wake-up in steady state). Asio's default recycling allocator would hand the wait any larger
+// cached block, e.g. one left by the CONNACK's write operation, which then stays allocated
+// for as long as the connection is idle.
+template <class T>
+struct ReadWaitAllocator {
+  using value_type = T;
+  ReadWaitAllocator() = default;
+  template <class U>
+  ReadWaitAllocator(const ReadWaitAllocator<U>&) noexcept {}  // NOLINT: rebinding
+  template <class U>
+  bool operator==(const ReadWaitAllocator<U>&) const noexcept {
+    return true;
+  }
+
+  T* allocate(std::size_t n) {
+    if (n == 1) {
+      auto& blocks = free_blocks();
+      if (!blocks.empty()) {
+        void* block = blocks.back();
+        blocks.pop_back();
+        return static_cast<T*>(block);
+      }
+    }
+    return static_cast<T*>(::operator new(n * sizeof(T)));
+  }
+  void deallocate(T* block, std::size_t n) noexcept {
+    auto& blocks = free_blocks();
+    if (n == 1 && blocks.size() < kKeptBlocks) {
+      try {
+        blocks.push_back(block);
+        return;
+      } catch (...) {  // out of memory: free it instead
+      }
+    }
+    ::operator delete(block);
+  }
+
+ private:
+  static constexpr std::size_t kKeptBlocks = 64;
+  // One list per block type and thread; a block freed on another thread (at shutdown) joins
+  // that thread's list.
+  static std::vector<void*>& free_blocks() {
+    thread_local struct Blocks {
+      std::vector<void*> blocks;
+      ~Blocks() {
+        for (void* block : blocks) ::operator delete(block);
+      }
+    } list;
+    return list.blocks;
+  }
+};
 
 // One read buffer per I/O thread: idle connections own none.
 std::span<std::uint8_t> thread_read_buffer() {
@@ -95,8 +162,7 @@ const mqtt::Properties& forwarded_properties(const Message& message, const Subsc
 
 void wake_connection(const std::shared_ptr<Connection>& connection) { connection->post_wake(); }
 
-Connection::Connection(Core& core, asio::ip::tcp::socket socket)
-    : core_(core), socket_(std::move(socket)), timer_(socket_.get_executor()) {
+Connection::Connection(Core& core, Socket socket) : core_(core), socket_(std::move(socket)) {
   error_code ec;
   auto endpoint = socket_.remote_endpoint(ec);
   if (!ec) remote_address_ = endpoint.address().to_string();
@@ -116,6 +182,16 @@ void Connection::start() {
   arm_read();
 }
 
+const std::string& Connection::client_id() const {
+  if (session_) return session_->client_id;
+  if (connecting_) return connecting_->request.client_id;
+  return kEmpty;
+}
+
+const std::string& Connection::instance_id() const {
+  return instance_ != nullptr ? instance_->id : kEmpty;
+}
+
 // ---------------------------------------------------------------------------------------
 // Reading
 
@@ -123,7 +199,10 @@ void Connection::arm_read() {
   if (read_armed_ || socket_closed_) return;
   read_armed_ = true;
   socket_.async_wait(asio::ip::tcp::socket::wait_read,
-                     [self = shared_from_this()](const error_code& ec) { self->on_readable(ec); });
+                     asio::bind_allocator(ReadWaitAllocator<void>(),
+                                          [self = shared_from_this()](const error_code& ec) {
+                                            self->on_readable(ec);
+                                          }));
 }
 
 void Connection::on_readable(const error_code& wait_error) {
@@ -168,7 +247,7 @@ void Connection::consume(std::span<const std::uint8_t> fresh) {
     auto frame = mqtt::frame(data.subspan(used), core_.config.max_packet_size);
     if (frame.status == mqtt::Frame::Status::need_more) break;
     if (frame.status == mqtt::Frame::Status::error) {
-      log::debug("client ", client_id_, " from ", remote_address_, ": bad frame (",
+      log::debug("client ", client_id(), " from ", remote_address_, ": bad frame (",
                  static_cast<int>(frame.error), ")");
       fail(frame.error);
       break;
@@ -228,8 +307,8 @@ void Connection::handle_packet(std::span<const std::uint8_t> bytes, std::uint8_t
   }
   mqtt::Packet packet;
   if (auto ec = mqtt::decode(bytes, version_, packet, mqtt::Sender::client)) {
-    log::debug("client ", client_id_, " on ", identity_.instance_id, ": bad ",
-               static_cast<int>(type), " packet: ", ec.message());
+    log::debug("client ", client_id(), " on ", instance_id(), ": bad ", static_cast<int>(type),
+               " packet: ", ec.message());
     fail(reason_of(ec));
     return;
   }
@@ -310,12 +389,14 @@ void Connection::on_connect(mqtt::Connect connect) {
     connect.client_id = core_.assign_client_id();
     assigned_id = is_v5();
   }
-  client_id_ = std::move(connect.client_id);
+  connecting_ = std::make_unique<ConnectState>();
+  auto& request = connecting_->request;
+  request.client_id = std::move(connect.client_id);
   if (connect.will && !mqtt::valid_topic_name(connect.will->topic)) {
     refuse(0x90);
     return;
   }
-  will_ = std::move(connect.will);
+  if (connect.will) will_ = std::make_unique<mqtt::Will>(std::move(*connect.will));
   // A maximum Keep Alive, as Mosquitto's max_keepalive: 0 ("never") and larger values are
   // replaced by it for 5.0 (Server Keep Alive in CONNACK [MQTT-3.2.2-21]); 3.1.1 cannot be
   // told, so such a CONNECT is refused (return code 2, as Mosquitto does).
@@ -324,14 +405,14 @@ void Connection::on_connect(mqtt::Connect connect) {
   const std::uint16_t max_keep_alive = core_.config.max_keep_alive;
   if (max_keep_alive > 0 && (keep_alive == 0 || keep_alive > max_keep_alive)) {
     if (!is_v5()) {
-      log::info("client ", client_id_, " from ", remote_address_, " refused: keep alive ",
+      log::info("client ", client_id(), " from ", remote_address_, " refused: keep alive ",
                 keep_alive, " s is not within the maximum of ", max_keep_alive, " s");
       refuse(0x85);
       return;
     }
     keep_alive = server_keep_alive = max_keep_alive;
   }
-  keep_alive_limit_ = std::chrono::milliseconds(keep_alive * 1500);
+  keep_alive_limit_ms_ = std::uint32_t{keep_alive} * 1500;
   const auto& properties = connect.properties;
   if (is_v5()) {
     session_expiry_ = properties.session_expiry_interval.value_or(0);
@@ -343,15 +424,14 @@ void Connection::on_connect(mqtt::Connect connect) {
   } else {
     session_expiry_ = connect.clean_start ? 0 : kSessionNeverExpires;
   }
-  inflight_limit_ = std::min(inflight_limit_, core_.config.max_inflight_per_session);
+  inflight_limit_ = static_cast<std::uint16_t>(
+      std::min<std::size_t>(inflight_limit_, core_.config.max_inflight_per_session));
   if (inflight_limit_ == 0) inflight_limit_ = 1;
-  if (is_v5()) topic_aliases_.assign(kTopicAliasMaximum + 1, std::string());
 
-  request_.client_id = client_id_;
-  request_.username = std::move(connect.username);
-  request_.password = std::move(connect.password);
-  request_.remote_address = remote_address_;
-  if (!request_.username) request_.anonymous_instance = core_.config.anonymous_instance;
+  request.username = std::move(connect.username);
+  request.password = std::move(connect.password);
+  request.remote_address = remote_address_;
+  if (!request.username) request.anonymous_instance = core_.config.anonymous_instance;
 
   // Until the verdict is in, no further packet is processed (bytes wait in partial_).
   phase_ = Phase::authenticating;
@@ -359,8 +439,8 @@ void Connection::on_connect(mqtt::Connect connect) {
   const bool clean_start = connect.clean_start;
   auto executor = asio::prefer(socket_.get_executor(), asio::execution::outstanding_work.tracked);
   core_.authenticator.authenticate(
-      request_, [self = shared_from_this(), executor, clean_start, assigned_id,
-                 server_keep_alive](auth::AuthResult result) mutable {
+      request, [self = shared_from_this(), executor, clean_start, assigned_id,
+                server_keep_alive](auth::AuthResult result) mutable {
         asio::post(executor, [self = std::move(self), result = std::move(result), clean_start,
                               assigned_id, server_keep_alive]() mutable {
           if (self->phase_ != Phase::authenticating) return;  // closed meanwhile
@@ -371,7 +451,7 @@ void Connection::on_connect(mqtt::Connect connect) {
             // Revoked between bind() and here: nothing was routed yet, so it is refused like a
             // CONNECT whose bind saw the revocation (4 / 0x86), rather than dropped silently.
             self->phase_ = Phase::authenticating;
-            self->core_.authenticator.record_failure(self->request_);
+            self->core_.authenticator.record_failure(self->connecting_->request);
             self->refuse(0x86);
             return;
           }
@@ -381,7 +461,7 @@ void Connection::on_connect(mqtt::Connect connect) {
           connack.session_present = session_present;
           if (self->is_v5()) {
             auto& p = connack.properties;
-            if (assigned_id) p.assigned_client_identifier = self->client_id_;
+            if (assigned_id) p.assigned_client_identifier = self->client_id();
             if (server_keep_alive > 0) p.server_keep_alive = server_keep_alive;
             p.receive_maximum = std::max<std::uint16_t>(self->core_.config.receive_maximum, 1);
             p.topic_alias_maximum = kTopicAliasMaximum;
@@ -391,15 +471,17 @@ void Connection::on_connect(mqtt::Connect connect) {
             p.shared_subscription_available = 1;
           }
           self->send(connack);
-          log::info("client ", self->client_id_, " connected on ", self->identity_.instance_id,
-                    " (", self->identity_.mode, " ", self->identity_.key_id, ", from ",
-                    self->remote_address_, ", session present ", session_present, ")");
+          const auto& identity = self->connecting_->identity;
+          log::info("client ", self->client_id(), " connected on ", self->instance_id(), " (",
+                    identity.mode, " ", identity.key_id, ", from ", self->remote_address_,
+                    ", session present ", session_present, ")");
+          self->connecting_.reset();  // the session holds the client id from here
           const auto now = Clock::now();
           self->last_activity_ = now;
-          if (self->keep_alive_limit_.count() > 0) {
-            self->arm_timer(now + self->keep_alive_limit_);
+          if (self->keep_alive_limit_ms_ > 0) {
+            self->arm_timer(now + std::chrono::milliseconds(self->keep_alive_limit_ms_));
           } else {
-            self->timer_.cancel();
+            self->cancel_timer();
           }
           if (session_present) self->resend_inflight();
           self->pump();
@@ -410,25 +492,27 @@ void Connection::on_connect(mqtt::Connect connect) {
 
 // Runs the verdict: refuses, or binds to the revocation hub and moves to `connected`.
 void Connection::on_authenticated(auth::AuthResult result) {
-  request_.password.reset();
+  connecting_->request.password.reset();
   if (!result.accepted()) {
-    log::debug("client ", client_id_, " from ", remote_address_, " refused (",
+    log::debug("client ", client_id(), " from ", remote_address_, " refused (",
                static_cast<int>(result.refusal), ")");
     refuse(refusal_code_v5(result.refusal));
     return;
   }
-  identity_ = std::move(*result.identity);
-  if (identity_.credential_serial != 0) {
+  auto& identity = connecting_->identity;
+  identity = std::move(*result.identity);
+  revocation_epoch_ = identity.revocation_epoch;
+  if (identity.credential_serial != 0) {
     // Bind before any takeover and before CONNACK: from here a revocation reaches us.
-    switch (core_.hub.bind(identity_.credential_serial, identity_.revocation_epoch,
-                           shared_from_this())) {
+    switch (
+        core_.hub.bind(identity.credential_serial, identity.revocation_epoch, shared_from_this())) {
       case auth::RevocationHub::BindResult::bound:
-        bound_serial_ = identity_.credential_serial;
+        bound_serial_ = identity.credential_serial;
         break;
       case auth::RevocationHub::BindResult::revoked:
-        log::info("client ", client_id_, " on ", identity_.instance_id, " (key ", identity_.key_id,
+        log::info("client ", client_id(), " on ", identity.instance_id, " (key ", identity.key_id,
                   ") refused: credential revoked during authentication");
-        core_.authenticator.record_failure(request_);
+        core_.authenticator.record_failure(connecting_->request);
         refuse(0x86);
         return;
       case auth::RevocationHub::BindResult::unknown:
@@ -436,7 +520,7 @@ void Connection::on_authenticated(auth::AuthResult result) {
         return;
     }
   }
-  instance_ = &core_.instance(identity_.instance_id);
+  instance_ = &core_.instance(identity.instance_id);
   phase_ = Phase::connected;
 }
 
@@ -457,7 +541,7 @@ bool Connection::attach_session(bool clean_start, bool& session_present) {
     // A revocation that arrived after bind() must not take over (and end) the live session.
     if (revoked_.load(std::memory_order_acquire)) return false;
     std::shared_ptr<Session> existing;
-    if (auto it = instance_->sessions.find(client_id_); it != instance_->sessions.end()) {
+    if (auto it = instance_->sessions.find(client_id()); it != instance_->sessions.end()) {
       existing = it->second;
     }
     bool reusable = false;
@@ -494,11 +578,12 @@ bool Connection::attach_session(bool clean_start, bool& session_present) {
     } else {
       // Clean Start ends the old session, and with it the wait of its delayed will.
       if (existing) ended_will = core_.discard_session_locked(*instance_, *existing);
-      session_ = std::make_shared<Session>(client_id_, *instance_);
+      session_ = std::make_shared<Session>(client_id(), *instance_);  // copies the id
       session_->owner = this;
       session_->owner_ref = weak_from_this();
       session_->owner_revoked = &revoked_;
-      instance_->sessions.emplace(client_id_, session_);
+      // The key views the session's own copy of the id (connecting_ goes after CONNACK).
+      instance_->sessions.emplace(session_->client_id, session_);
       core_.session_count.fetch_add(1, std::memory_order_relaxed);
       session_present = false;
     }
@@ -508,7 +593,7 @@ bool Connection::attach_session(bool clean_start, bool& session_present) {
   }
   core_.publish_delayed_will(*instance_, ended_will);
   if (previous && previous.get() != this) {
-    log::info("client ", client_id_, " on ", identity_.instance_id, ": session taken over");
+    log::info("client ", client_id(), " on ", instance_id(), ": session taken over");
     previous->post_close(mqtt::ReasonCode::session_taken_over);
   }
   return true;
@@ -527,13 +612,14 @@ void Connection::on_publish(mqtt::Publish& publish) {
       return;
     }
     if (publish.topic.empty()) {
-      if (topic_aliases_[alias].empty()) {
+      if (!topic_aliases_ || (*topic_aliases_)[alias].empty()) {
         fail(mqtt::ReasonCode::protocol_error);
         return;
       }
-      publish.topic = topic_aliases_[alias];
+      publish.topic = (*topic_aliases_)[alias];
     } else {
-      topic_aliases_[alias] = publish.topic;
+      if (!topic_aliases_) topic_aliases_ = std::make_unique<TopicAliases>();
+      (*topic_aliases_)[alias] = publish.topic;
     }
   }
   if (!mqtt::valid_topic_name(publish.topic)) {
@@ -561,7 +647,7 @@ void Connection::on_publish(mqtt::Publish& publish) {
   // and a 5.0 QoS 1/2 sender is told 0x87 Not authorized. 3.1.1 has no way to say so.
   const bool routed = !is_sys_topic(publish.topic);
   if (!routed) {
-    log::debug("client ", client_id_, " on ", identity_.instance_id, ": PUBLISH to $SYS dropped");
+    log::debug("client ", client_id(), " on ", instance_id(), ": PUBLISH to $SYS dropped");
     if (publish.qos == 0) return;
     if (is_v5()) {
       refuse_publish(0x87);
@@ -744,10 +830,46 @@ void Connection::on_disconnect(const mqtt::Disconnect& disconnect) {
 // ---------------------------------------------------------------------------------------
 // Writing
 
+Fifo<Connection::OutItem>& Connection::out_queue() {
+  if (!write_) {
+    auto& pool = write_state_pool();
+    if (pool.empty()) {
+      write_ = std::make_unique<WriteState>();
+    } else {
+      write_ = std::move(pool.back());
+      pool.pop_back();
+    }
+  }
+  return write_->queue;
+}
+
+void Connection::release_write_state() {
+  if (!write_ || writing_ || !write_->queue.empty()) return;
+  auto& state = *write_;
+  state.writing.clear();
+  state.header_arena.clear();
+  state.gather.clear();
+  // A pooled state keeps a usual batch's capacity, not a burst's.
+  if (state.writing.capacity() > kPooledItems) std::vector<OutItem>().swap(state.writing);
+  if (state.header_arena.capacity() > kPooledArenaBytes) std::string().swap(state.header_arena);
+  if (state.gather.capacity() > 2 * kPooledItems) {
+    std::vector<asio::const_buffer>().swap(state.gather);
+  }
+  auto& pool = write_state_pool();
+  if (pool.size() < kPooledWriteStates) pool.push_back(std::move(write_));
+  write_.reset();
+}
+
+std::vector<std::unique_ptr<Connection::WriteState>>& Connection::write_state_pool() {
+  // A connection runs on one thread for its whole life, so the pool needs no lock.
+  thread_local std::vector<std::unique_ptr<WriteState>> pool;
+  return pool;
+}
+
 void Connection::send(const mqtt::Packet& packet) {
   OutItem item;
   mqtt::encode(packet, version_, item.bytes);
-  out_queue_.push_back(std::move(item));
+  out_queue().push_back(std::move(item));
 }
 
 // Caller holds instance_->mutex exclusively. A session that stops being persistent is
@@ -814,7 +936,7 @@ void Connection::resend(std::uint16_t packet_id, const InflightMessage& inflight
   item.subscription_ids = inflight.subscription_ids;
   item.dup = true;
   item.packet_id = packet_id;
-  out_queue_.push_back(std::move(item));
+  out_queue().push_back(std::move(item));
 }
 
 bool Connection::exceeds_client_maximum(const Message& message, const SubscriptionIds& ids,
@@ -853,7 +975,7 @@ void Connection::pump() {
         }
       }
       auto& queue = session_->queue;
-      while (!queue.empty() && out_queue_.size() < kMaxBatch) {
+      while (!queue.empty() && (out_queue_empty() || write_->queue.size() < kMaxBatch)) {
         Delivery& delivery = queue.front();
         const auto& message = *delivery.message;
         if (message.expired(now)) {
@@ -881,7 +1003,7 @@ void Connection::pump() {
         session_->queued_bytes -= delivery.message->payload.size();
         item.message = std::move(delivery.message);
         item.subscription_ids = std::move(delivery.subscription_ids);
-        out_queue_.push_back(std::move(item));
+        out_queue().push_back(std::move(item));
         queue.pop_front();
       }
       // While messages remain, the next write completion or ack pumps again.
@@ -892,47 +1014,53 @@ void Connection::pump() {
 }
 
 void Connection::flush() {
-  if (writing_ || out_queue_.empty() || socket_closed_ || send_shut_down_) return;
-  header_arena_.clear();
-  gather_.clear();
-  writing_items_.clear();
+  if (writing_ || socket_closed_ || send_shut_down_) return;
+  if (out_queue_empty()) {
+    release_write_state();
+    return;
+  }
+  auto& [queue, writing_items, header_arena, gather] = *write_;
+  header_arena.clear();
+  gather.clear();
+  writing_items.clear();
   const bool revoked = revoked_.load(std::memory_order_acquire);
   const auto now = Clock::now();
-  while (!out_queue_.empty() && writing_items_.size() < kMaxBatch) {
-    OutItem& item = out_queue_.front();
+  while (!queue.empty() && writing_items.size() < kMaxBatch) {
+    OutItem& item = queue.front();
     // Nothing more is delivered to a revoked session.
     if (!(item.message && revoked)) {
       if (item.message) {
         const auto& message = *item.message;
-        item.header_offset = header_arena_.size();
+        item.header_offset = static_cast<std::uint32_t>(header_arena.size());
         const auto& properties =
             is_v5() ? forwarded_properties(message, item.subscription_ids, now) : kNoProperties;
         if (!outgoing_aliases_ || !encode_with_alias(item, properties)) {
-          mqtt::encode_publish_header(header_arena_, version_, item.qos, item.retain, item.dup,
+          mqtt::encode_publish_header(header_arena, version_, item.qos, item.retain, item.dup,
                                       message.topic, item.packet_id, properties,
                                       message.payload.size());
         }
-        item.header_size = header_arena_.size() - item.header_offset;
+        item.header_size = static_cast<std::uint32_t>(header_arena.size() - item.header_offset);
       }
-      writing_items_.push_back(std::move(item));
+      writing_items.push_back(std::move(item));
     }
-    out_queue_.pop_front();
+    queue.pop_front();
   }
-  // Buffers are taken only now: header_arena_ and writing_items_ no longer move.
-  for (const auto& item : writing_items_) {
+  // Buffers are taken only now: header_arena and writing_items no longer move.
+  for (const auto& item : writing_items) {
     if (item.message) {
-      gather_.push_back(asio::buffer(header_arena_.data() + item.header_offset, item.header_size));
-      if (!item.message->payload.empty()) gather_.push_back(asio::buffer(item.message->payload));
+      gather.push_back(asio::buffer(header_arena.data() + item.header_offset, item.header_size));
+      if (!item.message->payload.empty()) gather.push_back(asio::buffer(item.message->payload));
     } else {
-      gather_.push_back(asio::buffer(item.bytes));
+      gather.push_back(asio::buffer(item.bytes));
     }
   }
-  if (gather_.empty()) {
+  if (gather.empty()) {
+    release_write_state();
     if (phase_ == Phase::closing) begin_lingering_close();
     return;
   }
   writing_ = true;
-  asio::async_write(socket_, gather_,
+  asio::async_write(socket_, gather,
                     [self = shared_from_this()](const error_code& ec, std::size_t bytes) {
                       self->on_written(ec, bytes);
                     });
@@ -957,13 +1085,14 @@ bool Connection::encode_with_alias(const OutItem& item, const mqtt::Properties& 
   with_alias = properties;
   with_alias.topic_alias = alias;
   // A new alias is sent with its topic, which sets it; later PUBLISHes carry only the alias.
-  mqtt::encode_publish_header(header_arena_, version_, item.qos, item.retain, item.dup,
+  auto& header_arena = write_->header_arena;
+  mqtt::encode_publish_header(header_arena, version_, item.qos, item.retain, item.dup,
                               assigned ? std::string_view(message.topic) : std::string_view(),
                               item.packet_id, with_alias, message.payload.size());
-  const std::size_t size = header_arena_.size() - item.header_offset + message.payload.size();
+  const std::size_t size = header_arena.size() - item.header_offset + message.payload.size();
   if (assigned && client_max_packet_size_ != 0 && size > client_max_packet_size_) {
     // The alias made it too large (the plain form was checked before queueing): send it plain.
-    header_arena_.resize(item.header_offset);
+    header_arena.resize(item.header_offset);
     outgoing_aliases_->aliases.erase(message.topic);
     return false;
   }
@@ -972,21 +1101,26 @@ bool Connection::encode_with_alias(const OutItem& item, const mqtt::Properties& 
 
 void Connection::on_written(const error_code& ec, std::size_t bytes) {
   writing_ = false;
+  auto& writing_items = write_->writing;
   if (instance_ != nullptr) {
     std::uint64_t publishes = 0;
-    for (const auto& item : writing_items_) publishes += item.message ? 1 : 0;
-    instance_->packets_sent.fetch_add(writing_items_.size(), std::memory_order_relaxed);
+    for (const auto& item : writing_items) publishes += item.message ? 1 : 0;
+    instance_->packets_sent.fetch_add(writing_items.size(), std::memory_order_relaxed);
     instance_->publishes_sent.fetch_add(publishes, std::memory_order_relaxed);
     instance_->bytes_sent.fetch_add(bytes, std::memory_order_relaxed);
   }
-  writing_items_.clear();
-  if (socket_closed_) return;
+  writing_items.clear();
+  if (socket_closed_) {
+    release_write_state();
+    return;
+  }
   if (ec) {
     abort_connection();
     return;
   }
   if (phase_ == Phase::closing) {
-    if (out_queue_.empty()) {
+    if (out_queue_empty()) {
+      release_write_state();
       begin_lingering_close();
     } else {
       flush();
@@ -1006,8 +1140,8 @@ void Connection::post_wake() {
 void Connection::revoke() {
   if (revoked_.exchange(true, std::memory_order_acq_rel)) return;
   asio::post(socket_.get_executor(), [self = shared_from_this()] {
-    log::info("client ", self->client_id_, " on ", self->identity_.instance_id, " (key ",
-              self->identity_.key_id, "): credential revoked, closing");
+    log::info("client ", self->client_id(), " on ", self->instance_id(), " (credential serial ",
+              self->bound_serial_, "): credential revoked, closing");
     self->close(EndReason::revoked, mqtt::ReasonCode::administrative_action);
   });
 }
@@ -1030,11 +1164,11 @@ void Connection::close(EndReason why, std::optional<mqtt::ReasonCode> disconnect
     why = EndReason::revoked;
     // Queued deliveries and acks are dropped; only the DISCONNECT goes. Before CONNACK the
     // queue holds just the refusal CONNACK, which must go out.
-    if (previous == Phase::connected) out_queue_.clear();
+    if (previous == Phase::connected && write_) write_->queue.clear();
   }
   if (previous == Phase::connected || previous == Phase::authenticating) {
-    log::debug("client ", client_id_, " on ", identity_.instance_id, " closing (",
-               static_cast<int>(why), ", was ", phase_name(static_cast<int>(previous)), ")");
+    log::debug("client ", client_id(), " on ", instance_id(), " closing (", static_cast<int>(why),
+               ", was ", phase_name(static_cast<int>(previous)), ")");
   }
   end_session(why);
   // DISCONNECT is only sent on an established 5.0 connection.
@@ -1053,7 +1187,8 @@ void Connection::close(EndReason why, std::optional<mqtt::ReasonCode> disconnect
   // The close never waits on the peer longer than close_timeout.
   arm_timer(Clock::now() + core_.config.close_timeout);
   if (writing_) return;  // on_written continues the close
-  if (out_queue_.empty()) {
+  if (out_queue_empty()) {
+    release_write_state();
     begin_lingering_close();
   } else {
     flush();
@@ -1063,11 +1198,10 @@ void Connection::close(EndReason why, std::optional<mqtt::ReasonCode> disconnect
 void Connection::abort_connection() {
   if (socket_closed_) return;
   if (phase_ != Phase::closing) {
-    log::debug("client ", client_id_, " from ", remote_address_, ": connection lost");
+    log::debug("client ", client_id(), " from ", remote_address_, ": connection lost");
     phase_ = Phase::closing;
     end_session(revoked_.load() ? EndReason::revoked : EndReason::abnormal);
   }
-  out_queue_.clear();
   hard_close(false);
 }
 
@@ -1091,14 +1225,17 @@ void Connection::hard_close(bool reset) {
   error_code ec;
   if (reset) socket_.set_option(asio::socket_base::linger(true, 0), ec);
   socket_.close(ec);
-  timer_.cancel();
-  out_queue_.clear();
+  cancel_timer();
+  if (write_) {
+    write_->queue.clear();
+    release_write_state();  // unless a write is still completing: on_written does it then
+  }
   core_.unregister_connection(this);
 }
 
 bool Connection::bind_to_credential(const std::shared_ptr<RevocationFlag>& flag) {
   if (bound_serial_ == 0) return true;  // nothing revocable: the flag is never raised
-  if (core_.hub.bind(bound_serial_, identity_.revocation_epoch, flag) !=
+  if (core_.hub.bind(bound_serial_, revocation_epoch_, flag) !=
       auth::RevocationHub::BindResult::bound) {
     flag->revoke();
     return false;
@@ -1141,7 +1278,7 @@ void Connection::end_session(EndReason why) {
   bool will_waits = false;
   bool offline_credential_kept = false;
   if (session_) {
-    log::info("client ", client_id_, " disconnected from ", identity_.instance_id,
+    log::info("client ", client_id(), " disconnected from ", instance_id(),
               revoked ? " (revoked)" : "");
     std::unique_lock lock(instance_->mutex);
     bool owned;
@@ -1197,7 +1334,7 @@ void Connection::end_session(EndReason why) {
   if (offline_credential && !offline_credential_kept) unbind_from_credential(*offline_credential);
   if (delayed && delayed->revoked.load(std::memory_order_acquire)) publish = false;
   if (publish && !will_waits) {
-    log::debug("client ", client_id_, " on ", identity_.instance_id, ": publishing will");
+    log::debug("client ", client_id(), " on ", instance_id(), ": publishing will");
     core_.publish_will(*instance_, std::move(*will_));
   }
   will_.reset();
@@ -1207,14 +1344,17 @@ void Connection::end_session(EndReason why) {
 // Deadlines
 
 void Connection::arm_timer(Clock::time_point deadline) {
-  timer_.expires_at(deadline);
-  timer_.async_wait([self = shared_from_this()](const error_code& ec) { self->on_timer(ec); });
+  DeadlineQueue<Connection>::of(socket_.get_executor().context())
+      .schedule(shared_from_this(), deadline);
 }
 
-void Connection::on_timer(const error_code& ec) {
-  if (ec || socket_closed_) return;
+void Connection::cancel_timer() {
+  DeadlineQueue<Connection>::of(socket_.get_executor().context()).cancel(*this);
+}
+
+void Connection::on_deadline() {
+  if (socket_closed_) return;
   const auto now = Clock::now();
-  if (now < timer_.expiry()) return;  // a stale completion of a replaced wait
   switch (phase_) {
     case Phase::awaiting_connect:
     case Phase::authenticating:
@@ -1223,15 +1363,17 @@ void Connection::on_timer(const error_code& ec) {
       end_session(EndReason::abnormal);
       hard_close(false);
       break;
-    case Phase::connected:
-      if (keep_alive_limit_.count() == 0) break;
-      if (now - last_activity_ >= keep_alive_limit_) {
-        log::info("client ", client_id_, " on ", identity_.instance_id, ": keep alive timeout");
+    case Phase::connected: {
+      if (keep_alive_limit_ms_ == 0) break;
+      const std::chrono::milliseconds keep_alive_limit(keep_alive_limit_ms_);
+      if (now - last_activity_ >= keep_alive_limit) {
+        log::info("client ", client_id(), " on ", instance_id(), ": keep alive timeout");
         close(EndReason::abnormal, mqtt::ReasonCode::keep_alive_timeout);
       } else {
-        arm_timer(last_activity_ + keep_alive_limit_);
+        arm_timer(last_activity_ + keep_alive_limit);
       }
       break;
+    }
     case Phase::closing:
       hard_close(true);  // the peer does not read (or does not close): reset
       break;

@@ -4,13 +4,12 @@
 // thread, so its members need no locking.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <span>
@@ -23,6 +22,8 @@
 #include "credmq/auth/revocation_hub.hpp"
 #include "credmq/mqtt/codec.hpp"
 #include "credmq/mqtt/packets.hpp"
+#include "deadline_queue.hpp"
+#include "fifo.hpp"
 
 namespace credmq::broker::detail {
 
@@ -39,9 +40,16 @@ struct OutgoingTopicAliases {
   std::unordered_map<std::string, std::uint16_t> aliases;
 };
 
+// Idle connections are the common case (issue 4: memory per idle connection), so everything
+// a connection needs only at CONNECT, for a will, for topic aliases or while writing lives
+// behind a pointer, and the socket is bound to the io_context's own executor type (an
+// any_io_executor would add 48 bytes to the socket and to every pending operation).
 class Connection : public auth::RevocableSession, public std::enable_shared_from_this<Connection> {
  public:
-  Connection(Core& core, boost::asio::ip::tcp::socket socket);
+  using Socket = boost::asio::basic_stream_socket<boost::asio::ip::tcp,
+                                                  boost::asio::io_context::executor_type>;
+
+  Connection(Core& core, Socket socket);
   ~Connection() override;
 
   void start();
@@ -54,7 +62,8 @@ class Connection : public auth::RevocableSession, public std::enable_shared_from
   void post_wake();
 
  private:
-  enum class Phase { awaiting_connect, authenticating, connected, closing };
+  friend class DeadlineQueue<Connection>;
+  enum class Phase : std::uint8_t { awaiting_connect, authenticating, connected, closing };
   enum class EndReason { client_disconnect, abnormal, taken_over, revoked, server_shutdown };
 
   // An encoded control packet, or a PUBLISH whose header is encoded at write time and whose
@@ -67,9 +76,28 @@ class Connection : public auth::RevocableSession, public std::enable_shared_from
     bool retain = false;
     bool dup = false;
     std::uint16_t packet_id = 0;
-    std::size_t header_offset = 0;  // into header_arena_, while being written
-    std::size_t header_size = 0;
+    std::uint32_t header_offset = 0;  // into header_arena, while being written
+    std::uint32_t header_size = 0;
   };
+
+  // The write side's buffers. A connection holds one only while it has something to send;
+  // then it goes back to a per-thread pool (see out_queue()), so idle connections own
+  // none and busy ones reuse the pooled capacity instead of allocating.
+  struct WriteState {
+    Fifo<OutItem> queue;           // not yet written
+    std::vector<OutItem> writing;  // being written
+    std::string header_arena;
+    std::vector<boost::asio::const_buffer> gather;
+  };
+
+  // What only the CONNECT flow needs: dropped once the session is attached.
+  struct ConnectState {
+    auth::ConnectRequest request;  // for authenticate() and record_failure()
+    auth::Identity identity;       // once accepted
+  };
+
+  static constexpr std::uint16_t kTopicAliasMaximum = 10;
+  using TopicAliases = std::array<std::string, kTopicAliasMaximum + 1>;
 
   // Reading.
   void arm_read();
@@ -94,6 +122,10 @@ class Connection : public auth::RevocableSession, public std::enable_shared_from
   void on_disconnect(const mqtt::Disconnect& disconnect);
 
   // Writing.
+  Fifo<OutItem>& out_queue();  // takes a write state if there is none
+  bool out_queue_empty() const { return !write_ || write_->queue.empty(); }
+  void release_write_state();  // when nothing is queued or being written
+  static std::vector<std::unique_ptr<WriteState>>& write_state_pool();  // this thread's
   void send(const mqtt::Packet& packet);
   void resend_inflight();
   void resend(std::uint16_t packet_id, const InflightMessage& inflight);
@@ -120,51 +152,54 @@ class Connection : public auth::RevocableSession, public std::enable_shared_from
   void begin_lingering_close();
   void hard_close(bool reset);
 
-  // Deadlines (connect timeout, keep alive, close timeout) share one timer.
+  // Deadlines (connect timeout, keep alive, close timeout): one at a time, in the I/O
+  // thread's DeadlineQueue.
   void arm_timer(std::chrono::steady_clock::time_point deadline);
-  void on_timer(const boost::system::error_code& ec);
+  void cancel_timer();
+  void on_deadline();
 
   bool is_v5() const { return version_ == mqtt::ProtocolVersion::v5; }
+  // The CONNECT's client id until the session is attached, then the session's (empty before
+  // CONNECT).
+  const std::string& client_id() const;
+  // Empty until authenticated.
+  const std::string& instance_id() const;
 
   Core& core_;
-  boost::asio::ip::tcp::socket socket_;
-  boost::asio::steady_timer timer_;
+  Socket socket_;
+  DeadlineHook deadline_hook_;
   std::string remote_address_;
+  std::chrono::steady_clock::time_point last_activity_;
+
+  // Read side: only an incomplete packet is kept per connection.
+  std::vector<std::uint8_t> partial_;
+
+  // Session.
+  std::shared_ptr<Session> session_;
+  Instance* instance_ = nullptr;
+  std::unique_ptr<ConnectState> connecting_;
+  std::unique_ptr<mqtt::Will> will_;
+  std::unique_ptr<TopicAliases> topic_aliases_;             // from the first PUBLISH that sets one
+  std::unique_ptr<OutgoingTopicAliases> outgoing_aliases_;  // 5.0 clients that accept aliases
+  std::int64_t bound_serial_ = 0;
+  std::uint64_t revocation_epoch_ = 0;  // the authentication's, for later binds
+  std::uint32_t keep_alive_limit_ms_ = 0;
+  std::uint32_t session_expiry_ = 0;
+  std::uint32_t client_max_packet_size_ = 0;  // 0 = no limit announced
+  std::uint16_t inflight_limit_ = 65535;
+  mqtt::ProtocolVersion version_ = mqtt::ProtocolVersion::v3_1_1;
   Phase phase_ = Phase::awaiting_connect;
   std::atomic<bool> revoked_{false};
   bool session_ended_ = false;
   bool counted_connected_ = false;  // in instance_->clients_connected
   bool socket_closed_ = false;
   bool send_shut_down_ = false;
-
-  // Read side: only an incomplete packet is kept per connection.
-  std::vector<std::uint8_t> partial_;
   bool read_armed_ = false;
   bool read_paused_ = false;
-  std::chrono::steady_clock::time_point last_activity_;
-
-  // Session.
-  mqtt::ProtocolVersion version_ = mqtt::ProtocolVersion::v3_1_1;
-  std::string client_id_;
-  std::chrono::milliseconds keep_alive_limit_{0};
-  std::optional<mqtt::Will> will_;
-  auth::ConnectRequest request_;  // kept for record_failure; password cleared after auth
-  auth::Identity identity_;
-  std::int64_t bound_serial_ = 0;
-  Instance* instance_ = nullptr;
-  std::shared_ptr<Session> session_;
-  std::uint32_t session_expiry_ = 0;
-  std::size_t inflight_limit_ = 65535;
-  std::uint32_t client_max_packet_size_ = 0;  // 0 = no limit announced
-  std::vector<std::string> topic_aliases_;
-  std::unique_ptr<OutgoingTopicAliases> outgoing_aliases_;  // 5.0 clients that accept aliases
+  bool writing_ = false;
 
   // Write side.
-  std::deque<OutItem> out_queue_;
-  std::vector<OutItem> writing_items_;
-  std::string header_arena_;
-  std::vector<boost::asio::const_buffer> gather_;
-  bool writing_ = false;
+  std::unique_ptr<WriteState> write_;
 };
 
 }  // namespace credmq::broker::detail

@@ -6,7 +6,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -21,6 +20,8 @@
 #include "credmq/auth/revocation_hub.hpp"
 #include "credmq/broker/broker.hpp"
 #include "credmq/mqtt/packets.hpp"
+#include "fifo.hpp"
+#include "packet_id_set.hpp"
 #include "topic_tree.hpp"
 
 namespace credmq::broker::detail {
@@ -127,12 +128,12 @@ struct Session {
   const std::atomic<bool>* owner_revoked = nullptr;  // the owner's revoked flag
   bool wake_pending = false;     // a drain of `queue` is posted to the owner or will run anyway
   bool discarded = false;        // removed from its instance; deliveries are dropped
-  std::deque<Delivery> queue;    // not yet sent (waiting for the owner or for in-flight quota)
+  Fifo<Delivery> queue;          // not yet sent (waiting for the owner or for in-flight quota)
   std::size_t queued_bytes = 0;  // payload bytes in `queue`
   std::map<std::uint16_t, InflightMessage> inflight;  // outgoing QoS 1/2, by packet id
-  std::size_t resend_backlog = 0;                     // inflight entries awaiting_resend
+  std::uint16_t resend_backlog = 0;                   // inflight entries awaiting_resend
   std::uint16_t next_packet_id = 1;
-  std::unordered_set<std::uint16_t> incoming_qos2;  // PUBLISH QoS 2 ids awaiting PUBREL
+  PacketIdSet incoming_qos2;  // PUBLISH QoS 2 ids awaiting PUBREL
   // While offline: the credential it logged in with. Once revoked, the session is state of a
   // credential that no longer works: nothing is queued for it and it is never resumed.
   std::shared_ptr<RevocationFlag> offline_credential;
@@ -163,7 +164,8 @@ struct Instance {
   // Routing takes it shared; session table and subscription changes take it exclusive.
   // Lock order: Instance::mutex, then Session::mutex; retained_mutex is never nested.
   std::shared_mutex mutex;
-  std::unordered_map<std::string, std::shared_ptr<Session>> sessions;
+  // Keyed by a view of the session's own client_id (one copy of the id per session).
+  std::unordered_map<std::string_view, std::shared_ptr<Session>> sessions;
   TopicTree subscriptions;
   std::unordered_set<Session*> expiring;       // offline sessions with a finite expiry
   std::unordered_set<Session*> delayed_wills;  // offline sessions with a delayed will

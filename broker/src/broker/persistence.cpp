@@ -347,8 +347,7 @@ void Core::restore(std::vector<PersistedInstance> saved) {
                                 : instance.subscriptions.shared_group(saved_inflight.shared_filter),
                             false});
       }
-      session.incoming_qos2.insert(saved_session.incoming_qos2.begin(),
-                                   saved_session.incoming_qos2.end());
+      for (const std::uint16_t id : saved_session.incoming_qos2) session.incoming_qos2.insert(id);
       session.next_packet_id = saved_session.next_packet_id == 0 ? 1 : saved_session.next_packet_id;
       ++restored;
     }
