@@ -912,7 +912,7 @@ EXPLANATIONS = {
     (CONNACK, "shared available"): _ABSENT_MEANS_AVAILABLE,
     (QUEUE, "delivered on resume"):
         "Neither spec sets a limit. credmq keeps up to 10,000 messages per session "
-        "(`BrokerConfig::max_queued_per_session`, not a command-line option); Mosquitto's "
+        "(`--max-queued-messages`, as Mosquitto's option of that name); Mosquitto's "
         "`max_queued_messages` defaults to 1000. Both drop new messages when full.",
     (QUEUE, "which ones"): "Follows from the limits above: both keep the oldest.",
     (SHARED, "one member offline with its session kept, 4 messages: online / offline "
