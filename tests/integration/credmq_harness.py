@@ -70,6 +70,36 @@ class LineReader:
 
 _started = []
 
+# Every secret the tests have used or been given (admin and device AccessKey secrets, device
+# passwords, master keys). Each broker's log is checked for all of them when it stops, and the
+# brokers log at debug level (CREDMQ_TEST_LOG_LEVEL overrides): secrets never reach a log.
+SECRETS = set()
+
+
+def remember_secret(value):
+    if isinstance(value, bytes):
+        SECRETS.update({value.hex(), value.hex().upper(), base64.b64encode(value).decode()})
+    elif value and len(value) >= 8:
+        SECRETS.add(value)
+
+
+def _remember_secrets_in(document):
+    """Remembers every value of a key naming a secret (e.g. DeviceAccessKeySecret)."""
+    if isinstance(document, dict):
+        for key, value in document.items():
+            if "Secret" in key and isinstance(value, str):
+                remember_secret(value)
+            else:
+                _remember_secrets_in(value)
+    elif isinstance(document, list):
+        for item in document:
+            _remember_secrets_in(item)
+
+
+def secrets_in(text):
+    """The remembered secrets that occur in `text`, each shortened to a recognisable prefix."""
+    return sorted(secret[:6] + "..." for secret in SECRETS if secret in text)
+
 
 @atexit.register
 def _kill_leftovers():
@@ -88,8 +118,10 @@ class Credmq:
             self._tmp = tempfile.TemporaryDirectory(prefix="credmq-it-")
             data_dir = self._tmp.name
         self.data_dir = data_dir
+        log_level = [] if any(str(a).startswith("--log-level") for a in extra_args) else [
+            "--log-level", os.environ.get("CREDMQ_TEST_LOG_LEVEL", "debug")]
         self.args = [CREDMQ_BIN, "--data-dir", data_dir, "--listen", "127.0.0.1:0",
-                     "--admin-listen", "127.0.0.1:0", *extra_args]
+                     "--admin-listen", "127.0.0.1:0", *log_level, *extra_args]
         self.stdout_lines = []
         self.proc = None
         self.mqtt_port = None
@@ -122,6 +154,10 @@ class Credmq:
             creds = json.load(f)
         self.admin = AdminClient(self.admin_port, creds["AccessKeyId"], creds["AccessKeySecret"])
         self.instance_id = creds["InstanceId"]
+        master_key = os.path.join(self.data_dir, "master.key")
+        if os.path.exists(master_key):
+            with open(master_key, "rb") as f:
+                remember_secret(f.read())
         return self
 
     def _pump_stdout(self, lines):
@@ -146,8 +182,11 @@ class Credmq:
                 self.proc.wait()
                 raise AssertionError("credmq did not stop on signal")
         code = self.proc.returncode if self.proc else None
-        if getattr(self, "_log", None):
+        if getattr(self, "_log", None) and not self._log.closed:
             self._log.close()
+            leaked = secrets_in(self.log_text())
+            if leaked:
+                raise AssertionError(f"secrets in the broker's log {self.log_path}: {leaked}")
         return code
 
     def cleanup(self):
@@ -182,6 +221,7 @@ class AdminClient:
         self.key_id = key_id
         self.secret = secret
         self.conn = None
+        remember_secret(secret)
 
     def signed_params(self, action, params, method="GET", **overrides):
         all_params = {
@@ -218,7 +258,9 @@ class AdminClient:
                 "POST", "/", body=query,
                 headers={"Content-Type": "application/x-www-form-urlencoded"})
         assert headers.get("Content-Type") == "application/json;charset=utf-8", headers
-        return status, json.loads(data)
+        body = json.loads(data)
+        _remember_secrets_in(body)
+        return status, body
 
     def register(self, client_id, instance_id):
         status, body = self.call("RegisterDeviceCredential", ClientId=client_id,
@@ -232,8 +274,11 @@ class AdminClient:
 
 
 def device_password(secret, client_id):
-    return base64.b64encode(
+    remember_secret(secret)
+    password = base64.b64encode(
         hmac.new(secret.encode(), client_id.encode(), hashlib.sha1).digest()).decode()
+    remember_secret(password)
+    return password
 
 
 def device_login(credential):
@@ -299,6 +344,12 @@ class RawClient:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buffer = b""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.sock.close()
 
     def send(self, data):
         self.sock.sendall(data)
