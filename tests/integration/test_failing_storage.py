@@ -18,7 +18,8 @@ import time
 
 import pytest
 
-from credmq_harness import Credmq, RawClient, device_login, publish_packet, subscribe_packet
+from credmq_harness import Credmq, RawClient, connect_packet, device_login, publish_packet, \
+    subscribe_packet, wait_until
 
 DEADLINE = 10
 GROUP = "GID_faults"
@@ -89,6 +90,16 @@ def check_existing_sessions_work(subscriber, publisher, tag):
     assert publish_payload(body, 5) == (f"extra/{tag}", b"\x00new-sub")
 
 
+def saved_queue(data_dir, client_id):
+    """Messages saved in credmq.db for `client_id`'s offline queue (read while it runs)."""
+    db = sqlite3.connect(os.path.join(data_dir, "credmq.db"), timeout=5)
+    try:
+        return db.execute("SELECT COUNT(*) FROM broker_queue WHERE client_id = ?",
+                          (client_id,)).fetchone()[0]
+    finally:
+        db.close()
+
+
 def integrity_of_copy(data_dir):
     """PRAGMA integrity_check on a copy of the files (the broker's own files stay untouched)."""
     with tempfile.TemporaryDirectory(prefix="credmq-copy-") as copy:
@@ -124,6 +135,16 @@ def test_failing_storage_end_to_end(fault):
             subscriber.send(subscribe_packet("t/#", qos=0, version=5, packet_id=1))
             assert read_until_kind(subscriber, 9)[1] == bytes([0, 1, 0, 0])
             publisher = live_client(broker.mqtt_port, pub_cred, 4)
+            # A persistent 3.1.1 session, offline: what is queued for it must be saved.
+            keeper_cred = admin.register(f"{GROUP}@@@keeper", instance)
+            keeper = RawClient(broker.mqtt_port)
+            assert keeper.connect(keeper_cred["ClientId"], *device_login(keeper_cred),
+                                  clean=False) == 0
+            keeper.send(subscribe_packet("q/#", qos=1, packet_id=2))
+            assert read_until_kind(keeper, 9)[1] == bytes([0, 2, 1])
+            keeper.send(b"\xe0\x00")  # DISCONNECT: the session goes offline
+            assert keeper.wait_closed() is None
+            keeper.close()
 
             set_fault(control, fault)
             # Admin writes: every one refused with the spec's InternalError, nothing changed.
@@ -150,6 +171,11 @@ def test_failing_storage_end_to_end(fault):
             assert connack(broker.mqtt_port, late, 5) == 0x88
             # Existing sessions keep working.
             check_existing_sessions_work(subscriber, publisher, "a")
+            # A message queued for the offline session cannot be saved yet.
+            publisher.send(publish_packet("q/x", b"queued-during-fault", qos=1, packet_id=4))
+            assert read_until_kind(publisher, 4)[1] == bytes([0, 4])
+            wait_until(lambda: "persistence: saving broker state failed" in broker.log_text(),
+                       DEADLINE, "a failed save")
 
             set_fault(control, "none")
             # Recovery without a restart: the first CONNECTs may still be refused (code 3)
@@ -166,6 +192,9 @@ def test_failing_storage_end_to_end(fault):
                   f"back, accepted after {(time.monotonic() - cleared) * 1000:.0f} ms")
             assert connack(broker.mqtt_port, late, 5) == 0
             check_existing_sessions_work(subscriber, publisher, "b")
+            # The persistence thread's retries succeed: the queued message reaches the file.
+            wait_until(lambda: saved_queue(data_dir, keeper_cred["ClientId"]) == 1, DEADLINE,
+                       "the queued message saved")
             # Writes and revocation work again.
             assert admin.register(new_client, instance)["ClientId"] == new_client
             status, body = admin.call("RefreshDeviceCredential", method="POST",
@@ -186,7 +215,8 @@ def test_failing_storage_end_to_end(fault):
                 assert (status, body["Code"]) == (400, "DeviceCredentialNotFound")
             publisher.close()
             log = broker.log_text()
-            for credential in [*acked.values(), sub_cred, pub_cred, gone_credential, late]:
+            for credential in [*acked.values(), sub_cred, pub_cred, gone_credential, late,
+                               keeper_cred]:
                 assert credential["DeviceAccessKeySecret"] not in log
         finally:
             broker.stop(signal.SIGKILL)
@@ -203,5 +233,15 @@ def test_failing_storage_end_to_end(fault):
             assert connack(again.mqtt_port, first, 4) == 0
             assert connack(again.mqtt_port, late, 4) == 4
             assert connack(again.mqtt_port, gone_credential, 4) == 4
+            # The persistent session and its message queued during the fault came back.
+            keeper = RawClient(again.mqtt_port)
+            keeper.send(connect_packet(keeper_cred["ClientId"], *device_login(keeper_cred),
+                                       clean=False))
+            assert read_until_kind(keeper, 2)[1] == bytes([1, 0])  # session present
+            flags, body = read_until_kind(keeper, 3)
+            assert flags & 0x06 == 0x02  # QoS 1
+            assert body[:5] == b"\x00\x03q/x"
+            assert body[7:] == b"queued-during-fault"
+            keeper.close()
         finally:
             again.stop()
