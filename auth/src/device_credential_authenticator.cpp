@@ -115,6 +115,9 @@ AuthResult DeviceCredentialAuthenticator::authenticate_now(const ConnectRequest&
   }
 
   try {
+    // Fail closed while the store cannot write: no new login while a revocation could not
+    // be recorded. Existing sessions are not affected.
+    if (!store_.available()) return refuse(Refusal::server_unavailable, "storage not writable");
     if (!request.username) {
       if (!request.anonymous_instance) return refuse(Refusal::not_authorized, "anonymous");
       const std::uint64_t epoch = hub_.epoch();

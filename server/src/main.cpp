@@ -3,12 +3,14 @@
 #include <boost/asio/signal_set.hpp>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <functional>
 #include <iostream>
 
 #include "credmq/common/log.hpp"
 #include "credmq/server.hpp"
+#include "credmq/storage/fault_injection.hpp"
 #include "options.hpp"
 
 namespace {
@@ -49,6 +51,16 @@ int main(int argc, char** argv) {
   // Registered before the server starts, so an early SIGTERM still stops it cleanly.
   boost::asio::io_context signals_context;
   boost::asio::signal_set signals(signals_context, SIGINT, SIGTERM);
+
+  // Test only (docs/security.md): makes the database's I/O fail on demand.
+  if (const char* control = std::getenv("CREDMQ_STORAGE_FAULTS"); control && *control) {
+    try {
+      storage::install_fault_injection(std::filesystem::path(control));
+    } catch (const std::exception& e) {
+      log::error("cannot start: ", e.what());
+      return 1;
+    }
+  }
 
   Server server(command_line.server);
   try {

@@ -113,7 +113,9 @@ std::string load_or_create_master_key(const std::filesystem::path& path, bool ma
   if (!present) {
     if (!may_create) {
       throw StorageError("storage: master key " + path.string() +
-                         " is missing but the database holds encrypted secrets");
+                         " is missing but the database holds encrypted secrets (restore the "
+                         "master.key backed up with this credmq.db; a new key could not "
+                         "decrypt them)");
     }
     std::string key = crypto::random_bytes(crypto::kAesKeySize);
     if (create_key_file(path, key)) {

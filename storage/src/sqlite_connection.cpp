@@ -90,7 +90,7 @@ Connection::Connection(const std::filesystem::path& db_path) {
                           (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
     sqlite3_close_v2(db_);
     db_ = nullptr;
-    throw StorageError(message);
+    throw StorageError(message, rc);
   }
   try {
     sqlite3_extended_result_codes(db_, 1);
@@ -131,7 +131,8 @@ void Connection::exec(const char* sql) {
   if (rc != SQLITE_OK) {
     std::string message = error ? error : sqlite3_errstr(rc);
     sqlite3_free(error);
-    throw StorageError("storage: exec failed: " + message + " (code " + std::to_string(rc) + ")");
+    throw StorageError("storage: exec failed: " + message + " (code " + std::to_string(rc) + ")",
+                       rc);
   }
 }
 
@@ -140,7 +141,8 @@ void Connection::fail(std::string_view what) const { fail(what, sqlite3_extended
 void Connection::fail(std::string_view what, int code) const {
   // SQLite messages name tables and columns, never bound values, so no secret leaks here.
   throw StorageError("storage: " + std::string(what) + " failed: " + sqlite3_errmsg(db_) +
-                     " (code " + std::to_string(code) + ")");
+                         " (code " + std::to_string(code) + ")",
+                     code);
 }
 
 Transaction::Transaction(Connection& connection, Kind kind) : connection_(connection) {

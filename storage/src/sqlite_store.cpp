@@ -1,6 +1,7 @@
 // SQLite implementation of Store: a small connection pool, forward migrations, and secrets
 // sealed with AES-256-GCM under DIR/master.key.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <limits>
@@ -21,6 +22,12 @@ constexpr std::string_view kKeyCheckName = "key_check";
 constexpr std::string_view kKeyCheckAad = "meta:key_check";
 constexpr std::string_view kKeyCheckPlaintext = "credmq master key check v1";
 constexpr std::string_view kGroupSeparator = "@@@";
+constexpr std::string_view kWrongKeyMessage =
+    "storage: master key does not match the database: its secrets were sealed with another "
+    "master.key (restore the master.key backed up with this credmq.db)";
+// meta row rewritten by the probe write of Store::available() while writes fail.
+constexpr std::string_view kProbeName = "storage_probe";
+constexpr std::chrono::milliseconds kProbeInterval{200};
 
 struct Migration {
   std::int64_t version;
@@ -269,6 +276,23 @@ class SqliteStore final : public Store {
         pool_(std::move(db_path), std::move(first)),
         master_key_(std::move(master_key)) {}
 
+  bool available() override {
+    if (!write_failing_.load(std::memory_order_acquire)) return true;
+    std::lock_guard write_lock(write_mutex_);
+    if (!write_failing_.load(std::memory_order_acquire)) return true;  // a writer succeeded
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_probe_ < kProbeInterval) return false;
+    try {
+      write_probe();
+    } catch (const StorageError& error) {
+      last_probe_ = std::chrono::steady_clock::now();
+      log::debug("storage: probe write failed: ", error.what());
+      return false;
+    }
+    note_write_success();
+    return true;
+  }
+
   void ensure_instance(std::string_view instance_id) override {
     write([&](Connection& connection) {
       connection.prepare("INSERT OR IGNORE INTO instances(id) VALUES(?1)")
@@ -505,10 +529,14 @@ class SqliteStore final : public Store {
       std::string plaintext;
       if (!crypto::aes_gcm_open(master_key_, *check, kKeyCheckAad, plaintext) ||
           plaintext != kKeyCheckPlaintext) {
-        throw StorageError("storage: master key does not match the database");
+        throw StorageError(std::string(kWrongKeyMessage));
       }
       return;
     }
+    // No check value yet. A database that already holds sealed secrets (written before check
+    // values existed, or whose meta row was lost) must not get one sealed under a key that
+    // cannot open them: try one of each kind first.
+    verify_sealed_rows(connection);
     {
       Transaction transaction(connection, Transaction::Kind::write);
       connection.prepare("INSERT OR IGNORE INTO meta(name, value) VALUES(?1, ?2)")
@@ -518,6 +546,26 @@ class SqliteStore final : public Store {
       transaction.commit();
     }
     verify_master_key_once_more(connection);
+  }
+
+  // Whether any admin key or device credential row (the sealed secrets) exists.
+  static bool holds_sealed_rows(Connection& connection) {
+    Statement admin = connection.prepare("SELECT 1 FROM admin_keys LIMIT 1");
+    if (admin.step()) return true;
+    Statement device = connection.prepare("SELECT 1 FROM device_credentials LIMIT 1");
+    return device.step();
+  }
+
+  void verify_sealed_rows(Connection& connection) const {
+    for (const char* sql : {"SELECT access_key_id, secret_enc FROM admin_keys LIMIT 1",
+                            "SELECT access_key_id, secret_enc FROM device_credentials LIMIT 1"}) {
+      Statement select = connection.prepare(sql);
+      if (!select.step()) continue;
+      std::string secret;
+      if (!crypto::aes_gcm_open(master_key_, select.blob(1), select.text(0), secret)) {
+        throw StorageError(std::string(kWrongKeyMessage));
+      }
+    }
   }
 
   static std::optional<std::string> read_key_check(Connection& connection) {
@@ -534,7 +582,7 @@ class SqliteStore final : public Store {
     std::string plaintext;
     if (!check || !crypto::aes_gcm_open(master_key_, *check, kKeyCheckAad, plaintext) ||
         plaintext != kKeyCheckPlaintext) {
-      throw StorageError("storage: master key does not match the database");
+      throw StorageError(std::string(kWrongKeyMessage));
     }
   }
 
@@ -542,6 +590,17 @@ class SqliteStore final : public Store {
   void write(Body&& body) {
     // Writers queue here rather than spinning in SQLite's busy handler.
     std::lock_guard write_lock(write_mutex_);
+    try {
+      write_locked(body);
+    } catch (const StorageError& error) {
+      if (is_io_failure(error.sqlite_code)) note_write_failure(error);
+      throw;
+    }
+    note_write_success();
+  }
+
+  template <class Body>
+  void write_locked(Body& body) {
     auto lease = pool_.acquire();
     Connection& connection = *lease;
     Transaction transaction(connection, Transaction::Kind::write);
@@ -551,6 +610,43 @@ class SqliteStore final : public Store {
       throw StorageError(std::string("storage: ") + error.what());
     }
     transaction.commit();
+  }
+
+  // Failures that say the disk or file is unusable, as opposed to a logic error (constraint,
+  // bad SQL, misuse) that only concerns the one statement.
+  static bool is_io_failure(int code) {
+    switch (code & 0xFF) {
+      case SQLITE_IOERR:
+      case SQLITE_FULL:
+      case SQLITE_CANTOPEN:
+      case SQLITE_READONLY:
+      case SQLITE_CORRUPT:
+      case SQLITE_NOTADB:
+      case SQLITE_NOMEM:
+      case SQLITE_BUSY:
+      case SQLITE_LOCKED:
+      case SQLITE_PROTOCOL:
+      case SQLITE_PERM:
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  // Under write_mutex_.
+  void note_write_failure(const StorageError& error) {
+    last_probe_ = std::chrono::steady_clock::now();
+    if (!write_failing_.exchange(true, std::memory_order_acq_rel)) {
+      log::error("storage: writes fail (", error.what(),
+                 "); new MQTT connections are refused until a write succeeds again");
+    }
+  }
+
+  // Under write_mutex_.
+  void note_write_success() {
+    if (write_failing_.exchange(false, std::memory_order_acq_rel)) {
+      log::warn("storage: writes succeed again; accepting new MQTT connections");
+    }
   }
 
   static bool instance_exists(Connection& connection, std::string_view instance_id) {
@@ -638,10 +734,27 @@ class SqliteStore final : public Store {
     return credential;
   }
 
+  // Under write_mutex_. A value that changes each time, so SQLite really writes a page.
+  void write_probe() {
+    auto probe = [](Connection& connection) {
+      connection
+          .prepare(
+              "INSERT INTO meta(name, value) VALUES(?1, ?2) "
+              "ON CONFLICT(name) DO UPDATE SET value = excluded.value")
+          .bind(1, kProbeName)
+          .bind(2, now_ms())
+          .run();
+    };
+    write_locked(probe);
+  }
+
   std::unique_ptr<DataDirLock> lock_;  // first member: held until everything else is gone
   ConnectionPool pool_;
   const std::string master_key_;
   std::mutex write_mutex_;
+  // Set by a write that failed for an I/O reason, cleared by the next one that succeeds.
+  std::atomic<bool> write_failing_{false};
+  std::chrono::steady_clock::time_point last_probe_;  // under write_mutex_
 };
 
 }  // namespace
@@ -657,8 +770,9 @@ std::unique_ptr<Store> Store::open(const std::filesystem::path& data_dir) {
     auto first = std::make_unique<Connection>(db_path);
     migrate(*first);
     // A database that already seals secrets must never get a fresh (hence wrong) key.
-    const bool has_key_check = SqliteStore::read_key_check(*first).has_value();
-    std::string master_key = load_or_create_master_key(dir / "master.key", !has_key_check);
+    const bool holds_secrets =
+        SqliteStore::read_key_check(*first).has_value() || SqliteStore::holds_sealed_rows(*first);
+    std::string master_key = load_or_create_master_key(dir / "master.key", !holds_secrets);
     auto store = std::make_unique<SqliteStore>(std::move(lock), db_path, std::move(first),
                                                std::move(master_key));
     store->verify_master_key();

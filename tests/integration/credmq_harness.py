@@ -112,8 +112,10 @@ def _kill_leftovers():
 class Credmq:
     """A credmq process with its own data dir and ephemeral ports."""
 
-    def __init__(self, extra_args=(), data_dir=None):
+    def __init__(self, extra_args=(), data_dir=None, env=None):
+        """`env`: extra environment variables for the process (on top of ours)."""
         self._tmp = None
+        self.env = dict(os.environ, **env) if env else None
         if data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="credmq-it-")
             data_dir = self._tmp.name
@@ -131,7 +133,7 @@ class Credmq:
         self.log_path = os.path.join(self.data_dir, "credmq-test.log")
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=self._log,
-                                     text=True)
+                                     text=True, env=self.env)
         _started.append(self.proc)
         lines = queue.Queue()
         threading.Thread(target=self._pump_stdout, args=(lines,), daemon=True).start()

@@ -24,7 +24,10 @@ class InstrumentedStore : public storage::Store {
 
   std::atomic<int> lookups{0};
   bool fail = false;
+  bool unwritable = false;  // available() answers false (writes failing)
   std::function<void()> during_lookup;
+
+  bool available() override { return !unwritable && inner_.available(); }
 
   void ensure_instance(std::string_view id) override { inner_.ensure_instance(id); }
   bool instance_exists(std::string_view id) override {
@@ -357,6 +360,23 @@ TEST_F(AuthenticatorTest, ReportsStoreFailuresAsServerUnavailable) {
   EXPECT_EQ(refusal_of(admin_request), Refusal::server_unavailable);
   store_.fail = false;
   ASSERT_TRUE(authenticator_.authenticate_now(device_request(credential_)).accepted());
+}
+
+// Fail closed while writes fail: a valid credential is refused as "server unavailable"
+// without a lookup (a revocation could not be recorded), and that is not a failure to count.
+TEST_F(AuthenticatorTest, RefusesEveryConnectWhileTheStoreCannotWrite) {
+  DeviceCredentialAuthenticator throttled(store_, hub_, io_.get_executor(), limits(3));
+  store_.unwritable = true;
+  const int lookups_before = store_.lookups;
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(refusal_of(throttled, device_request(credential_)), Refusal::server_unavailable);
+  }
+  EXPECT_EQ(
+      refusal_of(throttled, request("DeviceCredential|DC.nope|" + std::string(kInstance), "wrong")),
+      Refusal::server_unavailable);
+  EXPECT_EQ(store_.lookups, lookups_before);
+  store_.unwritable = false;
+  EXPECT_TRUE(throttled.authenticate_now(device_request(credential_)).accepted());
 }
 
 // What the broker asks at start about each saved session's credential serial.

@@ -19,6 +19,9 @@ namespace credmq::storage {
 // Any storage failure (SQLite error, full disk, unreadable/wrong master key...).
 struct StorageError : std::runtime_error {
   using std::runtime_error::runtime_error;
+  StorageError(const std::string& what, int code) : std::runtime_error(what), sqlite_code(code) {}
+  // The (extended) SQLite result code when SQLite reported the failure, 0 otherwise.
+  int sqlite_code = 0;
 };
 
 // A caller-supplied value the store cannot use (malformed next_token, page_no or page_size
@@ -69,6 +72,14 @@ class Store {
   // a master key that does not decrypt the existing rows.
   static std::unique_ptr<Store> open(const std::filesystem::path& data_dir);
   virtual ~Store() = default;
+
+  // Whether the store takes writes. False from a write that failed for an I/O reason (disk
+  // full, I/O error, unopenable file...) until a write succeeds again; while false, each call
+  // retries a tiny probe write, at most one every 200 ms (otherwise it answers false at once).
+  // True at once while writes succeed (one atomic load). Blocking: call it from the pool.
+  // The authenticator refuses new CONNECTs while this is false (fail closed: a credential
+  // cannot be revoked while writes fail).
+  virtual bool available() { return true; }
 
   virtual void ensure_instance(std::string_view instance_id) = 0;
   virtual bool instance_exists(std::string_view instance_id) = 0;

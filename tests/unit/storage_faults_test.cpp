@@ -1,0 +1,216 @@
+// The store under injected I/O faults (the test-only VFS shim, set in process), and the
+// master-key refusals that need a database without a check value.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "credmq/common/crypto.hpp"
+#include "credmq/storage/fault_injection.hpp"
+#include "credmq/storage/store.hpp"
+#include "storage_temp_dir.hpp"
+
+namespace credmq::storage {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr const char* kInstance = "mqtt-cn-test0001";
+
+void write_file(const std::filesystem::path& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << bytes;
+}
+
+void exec(const std::filesystem::path& db_path, const char* sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(db_path.c_str(), &db), SQLITE_OK);
+  char* error = nullptr;
+  EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &error), SQLITE_OK) << (error ? error : "");
+  sqlite3_free(error);
+  sqlite3_close(db);
+}
+
+class StorageFaultTest : public ::testing::TestWithParam<StorageFault> {
+ protected:
+  static void SetUpTestSuite() { install_fault_injection(); }
+  void SetUp() override {
+    set_storage_fault(StorageFault::none);
+    store_ = Store::open(dir());
+    store_->ensure_instance(kInstance);
+  }
+  void TearDown() override {
+    set_storage_fault(StorageFault::none);
+    store_.reset();
+  }
+  std::filesystem::path dir() const { return temp_.path() / "data"; }
+
+  // Polls available() (it probes at most every 200 ms) until true or a 5 s deadline.
+  bool becomes_available() {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (std::chrono::steady_clock::now() < end) {
+      if (store_->available()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return false;
+  }
+
+  testing::TempDir temp_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST(StorageFaultNames, ParseAndPrint) {
+  for (auto fault : {StorageFault::none, StorageFault::io_error, StorageFault::write_error,
+                     StorageFault::full}) {
+    EXPECT_EQ(parse_storage_fault(storage_fault_name(fault)), fault);
+  }
+  EXPECT_EQ(parse_storage_fault(" full\n"), StorageFault::full);
+  EXPECT_EQ(parse_storage_fault(""), StorageFault::none);
+  EXPECT_EQ(parse_storage_fault("disk-on-fire"), std::nullopt);
+}
+
+TEST_P(StorageFaultTest, WritesFailCleanlyAndTheStoreRecoversWithoutAReopen) {
+  const auto kept = *store_->register_credential(kInstance, "GID_test@@@kept").current;
+  const auto gone = *store_->register_credential(kInstance, "GID_test@@@gone").current;
+  ASSERT_TRUE(store_->unregister_credential(kInstance, "GID_test@@@gone"));
+  EXPECT_TRUE(store_->available());
+
+  set_storage_fault(GetParam());
+  EXPECT_THROW(store_->register_credential(kInstance, "GID_test@@@new"), StorageError);
+  EXPECT_THROW(store_->refresh_credential(kInstance, "GID_test@@@kept"), StorageError);
+  EXPECT_THROW(store_->unregister_credential(kInstance, "GID_test@@@kept"), StorageError);
+  try {
+    store_->register_credential(kInstance, "GID_test@@@new");
+  } catch (const StorageError& error) {
+    const int primary = error.sqlite_code & 0xFF;
+    EXPECT_EQ(primary, GetParam() == StorageFault::full ? SQLITE_FULL : SQLITE_IOERR)
+        << error.what();
+  }
+  EXPECT_FALSE(store_->available());
+  if (GetParam() == StorageFault::io_error) {
+    EXPECT_THROW(store_->get_credential(kInstance, "GID_test@@@kept"), StorageError);
+    EXPECT_THROW(store_->find_credential_by_key_id(kept.access_key_id), StorageError);
+  } else {
+    EXPECT_EQ(store_->get_credential(kInstance, "GID_test@@@kept")->access_key_secret,
+              kept.access_key_secret);
+  }
+
+  set_storage_fault(StorageFault::none);
+  EXPECT_TRUE(becomes_available());
+  // Nothing half-written, nothing lost.
+  const auto after = store_->get_credential(kInstance, "GID_test@@@kept");
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->access_key_secret, kept.access_key_secret);
+  EXPECT_EQ(after->serial, kept.serial);
+  EXPECT_FALSE(store_->get_credential(kInstance, "GID_test@@@new"));
+  EXPECT_FALSE(store_->find_credential_by_key_id(gone.access_key_id));
+  const auto fresh = store_->register_credential(kInstance, "GID_test@@@new").current;
+  ASSERT_TRUE(fresh);
+
+  store_.reset();
+  store_ = Store::open(dir());
+  EXPECT_EQ(store_->get_credential(kInstance, "GID_test@@@kept")->access_key_secret,
+            kept.access_key_secret);
+  EXPECT_EQ(store_->get_credential(kInstance, "GID_test@@@new")->access_key_secret,
+            fresh->access_key_secret);
+}
+
+TEST_P(StorageFaultTest, ASuccessfulWriteEndsTheFailureAtOnce) {
+  set_storage_fault(GetParam());
+  EXPECT_THROW(store_->register_credential(kInstance, "GID_test@@@a"), StorageError);
+  EXPECT_FALSE(store_->available());
+  set_storage_fault(StorageFault::none);
+  store_->register_credential(kInstance, "GID_test@@@a");
+  EXPECT_TRUE(store_->available());
+}
+
+TEST_P(StorageFaultTest, ALogicErrorDoesNotMarkTheStoreUnavailable) {
+  EXPECT_THROW(store_->register_credential("mqtt-cn-nope", "GID_test@@@a"), StorageError);
+  EXPECT_TRUE(store_->available());
+}
+
+TEST_P(StorageFaultTest, BrokerStateSavesFailAndAreRetriedLater) {
+  StoredInstanceState state;
+  state.instance_id = kInstance;
+  StoredSession session;
+  session.client_id = "GID_test@@@s";
+  state.sessions.push_back(session);
+  set_storage_fault(GetParam());
+  EXPECT_THROW(store_->save_broker_state({state}), StorageError);
+  EXPECT_FALSE(store_->available());
+  set_storage_fault(StorageFault::none);
+  store_->save_broker_state({state});
+  EXPECT_TRUE(store_->available());
+  const auto loaded = store_->load_broker_state();
+  ASSERT_EQ(loaded.size(), 1u);
+  ASSERT_EQ(loaded[0].sessions.size(), 1u);
+  EXPECT_EQ(loaded[0].sessions[0].client_id, "GID_test@@@s");
+}
+
+INSTANTIATE_TEST_SUITE_P(Faults, StorageFaultTest,
+                         ::testing::Values(StorageFault::io_error, StorageFault::write_error,
+                                           StorageFault::full),
+                         [](const auto& info) {
+                           std::string name(storage_fault_name(info.param));
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
+
+// A database whose check value is gone (an older file, a lost meta row) but which holds
+// sealed secrets: neither a missing key nor a wrong one may be accepted (and sealed anew).
+class MasterKeyWithoutCheckValueTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = Store::open(dir());
+    store->ensure_instance(kInstance);
+    store->register_credential(kInstance, "GID_test@@@d");
+    store.reset();
+    exec(dir() / "credmq.db", "DELETE FROM meta WHERE name = 'key_check'");
+  }
+  std::filesystem::path dir() const { return temp_.path() / "data"; }
+  testing::TempDir temp_;
+};
+
+TEST_F(MasterKeyWithoutCheckValueTest, RefusesAMissingKeyAndDoesNotCreateOne) {
+  std::filesystem::remove(dir() / "master.key");
+  try {
+    Store::open(dir());
+    FAIL() << "opened without the master key";
+  } catch (const StorageError& error) {
+    EXPECT_THAT(error.what(), HasSubstr("is missing but the database holds encrypted secrets"));
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir() / "master.key"));
+}
+
+TEST_F(MasterKeyWithoutCheckValueTest, RefusesAKeyThatCannotOpenTheRows) {
+  write_file(dir() / "master.key", crypto::random_bytes(32));
+  try {
+    Store::open(dir());
+    FAIL() << "opened with a wrong master key";
+  } catch (const StorageError& error) {
+    EXPECT_THAT(error.what(), HasSubstr("master key does not match the database"));
+  }
+}
+
+TEST_F(MasterKeyWithoutCheckValueTest, TheRightKeyOpensAndSealsACheckValueAgain) {
+  auto store = Store::open(dir());
+  EXPECT_TRUE(store->get_credential(kInstance, "GID_test@@@d"));
+  store.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir() / "credmq.db").c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM meta WHERE name = 'key_check'", -1, &stmt,
+                               nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(stmt, 0), 1);
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+}
+
+}  // namespace
+}  // namespace credmq::storage
