@@ -214,3 +214,18 @@ def test_limit_options():
         slow.close()
         assert closed
         assert 1.95 <= time.monotonic() - opened < 4.5
+
+
+def test_bad_rules_and_limits_are_refused_at_start(tmp_path):
+    from credmq_harness import CREDMQ_BIN
+    for args in (["--topic-rule", "no-such-instance allow publish a"],
+                 ["--topic-rule", "credmq-default permit publish a"],
+                 ["--topic-rule", "credmq-default allow publish a/#/b"],
+                 ["--topic-rule", "credmq-default allow publish %x"],
+                 ["--connect-timeout", "0"], ["--max-connections", "-1"],
+                 ["--max-connections-per-address", "-1"], ["--admin-max-body", "-1"],
+                 ["--admin-timeout", "0"]):
+        run = subprocess.run([CREDMQ_BIN, "--data-dir", str(tmp_path), *args],
+                             capture_output=True, text=True, timeout=10)
+        assert run.returncode == 2, (args, run.stderr)
+        assert args[0] in run.stderr or "topic rule" in run.stderr, (args, run.stderr)
