@@ -1,5 +1,6 @@
 #include "options.hpp"
 
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <cstdint>
 #include <fstream>
@@ -85,7 +86,29 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
       "max-queued-bytes",
       po::value<std::int64_t>()->default_value(
           static_cast<std::int64_t>(defaults.max_queued_bytes)),
-      "payload bytes waiting per session before new messages for it are dropped (0 = no limit)");
+      "payload bytes waiting per session before new messages for it are dropped (0 = no limit)")(
+      "connect-timeout", po::value<std::int64_t>()->default_value(defaults.connect_timeout.count()),
+      "seconds a new MQTT connection has to send its CONNECT and be authenticated, 1-3600; "
+      "then it is closed without a reply")(
+      "max-connections",
+      po::value<std::int64_t>()->default_value(static_cast<std::int64_t>(defaults.max_connections)),
+      "MQTT connections open at once; more are closed right after accept (0 = no limit)")(
+      "max-connections-per-address",
+      po::value<std::int64_t>()->default_value(
+          static_cast<std::int64_t>(defaults.max_connections_per_address)),
+      "MQTT connections open at once from one source address; more are closed right after "
+      "accept (0 = no limit; loopback is exempt)")(
+      "topic-rule", po::value<std::vector<std::string>>(),
+      "'INSTANCE allow|deny publish|subscribe|pubsub PATTERN', repeatable, in order; PATTERN "
+      "is a topic filter where %c, %g, %d stand for the client, group and device id. An "
+      "instance with rules allows what its first matching rule allows, nothing else")(
+      "admin-max-body",
+      po::value<std::int64_t>()->default_value(
+          static_cast<std::int64_t>(defaults.admin_max_body_bytes)),
+      "largest admin API request body in bytes, 0-67108864 (413 InvalidParameter.Body above)")(
+      "admin-timeout", po::value<std::int64_t>()->default_value(defaults.admin_timeout.count()),
+      "seconds, 1-3600, an admin API client has to send a whole request (header and body) or "
+      "to read a reply, and an idle keep-alive connection stays open");
 
   po::options_description all;
   all.add(general).add(serving);
@@ -98,6 +121,7 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
   result.help_text = help.str();
 
   po::variables_map vm;
+  std::vector<std::string> file_rules;  // topic-rule lines of the config file, in order
   try {
     // No positional arguments: a stray word is a mistake, not something to ignore.
     po::store(po::command_line_parser(argc, argv).options(all).positional({}).run(), vm);
@@ -105,8 +129,32 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
       const std::string path = vm["config"].as<std::string>();
       std::ifstream file(path);
       if (!file) throw std::invalid_argument("cannot read config file " + path);
+      // program_options cuts a line at '#' (a comment), but '#' is the multi-level wildcard
+      // of a topic rule: topic-rule lines are read whole here, the rest goes to it.
+      std::ostringstream others;
+      std::string line;
+      while (std::getline(file, line)) {
+        const auto start = line.find_first_not_of(" \t");
+        const std::string_view text =
+            start == std::string::npos ? std::string_view() : std::string_view(line).substr(start);
+        constexpr std::string_view kRule = "topic-rule";
+        const auto equals = text.find('=');
+        if (text.starts_with(kRule) && equals != std::string_view::npos &&
+            text.substr(kRule.size(), equals - kRule.size()).find_first_not_of(" \t") ==
+                std::string_view::npos) {
+          std::string value(text.substr(equals + 1));
+          while (!value.empty() &&
+                 (value.back() == ' ' || value.back() == '\t' || value.back() == '\r')) {
+            value.pop_back();
+          }
+          file_rules.push_back(std::move(value));
+        } else {
+          others << line << '\n';
+        }
+      }
+      std::istringstream rest(others.str());
       // Stored after the command line, so flags win (program_options keeps the first value).
-      po::store(po::parse_config_file(file, serving), vm);
+      po::store(po::parse_config_file(rest, serving), vm);
     }
     po::notify(vm);
   } catch (const po::error& e) {
@@ -149,6 +197,37 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
       static_cast<std::size_t>(in_range(vm, "max-queued-messages", 0, 1'000'000'000));
   options.max_queued_bytes =
       static_cast<std::size_t>(in_range(vm, "max-queued-bytes", 0, std::int64_t{1} << 50));
+  options.connect_timeout = std::chrono::seconds(in_range(vm, "connect-timeout", 1, 3'600));
+  options.max_connections =
+      static_cast<std::size_t>(in_range(vm, "max-connections", 0, 100'000'000));
+  options.max_connections_per_address =
+      static_cast<std::size_t>(in_range(vm, "max-connections-per-address", 0, 100'000'000));
+  options.admin_max_body_bytes =
+      static_cast<std::size_t>(in_range(vm, "admin-max-body", 0, 64 * 1024 * 1024));
+  options.admin_timeout = std::chrono::seconds(in_range(vm, "admin-timeout", 1, 3'600));
+  // Flags replace the file's rules (as for every option).
+  const auto rule_texts =
+      vm.count("topic-rule") ? vm["topic-rule"].as<std::vector<std::string>>() : file_rules;
+  {
+    for (const auto& text : rule_texts) {
+      const auto start = text.find_first_not_of(" \t");
+      const auto end = start == std::string::npos ? start : text.find_first_of(" \t", start);
+      if (end == std::string::npos) {
+        throw std::invalid_argument("--topic-rule '" + text +
+                                    "': expected 'INSTANCE allow|deny publish|subscribe|pubsub "
+                                    "PATTERN'");
+      }
+      const std::string instance = text.substr(start, end - start);
+      if (instance != options.default_instance &&
+          std::find(options.instances.begin(), options.instances.end(), instance) ==
+              options.instances.end()) {
+        throw std::invalid_argument("--topic-rule '" + text + "': unknown instance '" + instance +
+                                    "' (declare it with --instance)");
+      }
+      options.topic_rules[instance].push_back(
+          broker::parse_topic_rule(std::string_view(text).substr(end)));
+    }
+  }
   if (!log::parse_level(vm["log-level"].as<std::string>(), result.log_level)) {
     throw std::invalid_argument("unknown --log-level '" + vm["log-level"].as<std::string>() +
                                 "' (debug, info, warn, error, off)");

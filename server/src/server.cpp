@@ -126,6 +126,13 @@ struct Server::Impl {
     broker_config.io_threads = options.io_threads;
     broker_config.max_queued_per_session = options.max_queued_messages;
     broker_config.max_queued_bytes_per_session = options.max_queued_bytes;
+    broker_config.connect_timeout = options.connect_timeout;
+    broker_config.max_connections = options.max_connections;
+    broker_config.max_connections_per_address = options.max_connections_per_address;
+    for (const auto& [instance, rules] : options.topic_rules) {
+      broker_config.topic_rules.emplace(instance, broker::TopicRules(rules));
+      log::info("instance ", instance, ": ", rules.size(), " topic rule(s)");
+    }
     if (options.persist_sessions) {
       persistence = std::make_unique<StorePersistence>(*store);
       broker_config.persistence = persistence.get();
@@ -141,6 +148,8 @@ struct Server::Impl {
     admin::AdminConfig admin_config;
     admin_config.listen = options.admin_listen;
     admin_config.calls_per_second_per_account = options.admin_calls_per_second;
+    admin_config.max_body_bytes = options.admin_max_body_bytes;
+    admin_config.idle_timeout = options.admin_timeout;
     admin = std::make_unique<admin::AdminServer>(admin_config, *credential_service,
                                                  blocking_pool->get_executor());
     admin->start();

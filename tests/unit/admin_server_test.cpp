@@ -4,6 +4,7 @@
 #include "credmq/admin/admin_server.hpp"
 
 #include <gtest/gtest.h>
+#include <poll.h>
 
 #include <algorithm>
 #include <atomic>
@@ -264,6 +265,7 @@ class Client {
   }
 
   void write_raw(std::string_view bytes) { net::write(stream_, net::buffer(bytes)); }
+  tcp::socket& socket() { return stream_.socket(); }
 
   Reply read() {
     Reply reply;
@@ -274,6 +276,13 @@ class Client {
     EXPECT_TRUE(parsed.is_object()) << reply.raw.body();
     if (parsed.is_object()) reply.body = parsed.as_object();
     return reply;
+  }
+
+  // True if the server closes the connection within `timeout` without sending anything.
+  bool closed_silently_within(std::chrono::milliseconds timeout) {
+    pollfd descriptor{stream_.socket().native_handle(), POLLIN, 0};
+    if (::poll(&descriptor, 1, static_cast<int>(timeout.count())) <= 0) return false;
+    return closed_by_server();
   }
 
   // True once the server has closed the connection (EOF after any buffered bytes).
@@ -715,6 +724,44 @@ TEST_F(AdminServerTest, BodyTooLargeIs413AndClosesTheConnection) {
   expect_error(reply, 413, "InvalidParameter.Body");
   EXPECT_FALSE(reply.raw.keep_alive());
   EXPECT_TRUE(connection.closed_by_server());
+}
+
+TEST_F(AdminServerTest, SlowlorisHeaderIsClosedByTheRequestDeadline) {
+  AdminConfig config;
+  config.idle_timeout = std::chrono::seconds(3);
+  start(config);
+  Client connection = client();
+  const std::string request =
+      "GET /?Action=GetDeviceCredential HTTP/1.1\r\nHost: admin.test\r\nX-Slow: " +
+      std::string(64, 'a');
+  const auto opened = std::chrono::steady_clock::now();
+  // One header byte a second: each arrives long before the deadline after the previous one,
+  // so only a deadline on the whole request (not per read) ends this.
+  bool closed = false;
+  for (char byte : request) {
+    beast::error_code ec;
+    net::write(connection.socket(), net::buffer(&byte, 1), ec);
+    if (ec || connection.closed_silently_within(std::chrono::seconds(1))) {
+      closed = true;
+      break;
+    }
+  }
+  const auto elapsed = std::chrono::steady_clock::now() - opened;
+  EXPECT_TRUE(closed);
+  EXPECT_GE(elapsed, std::chrono::milliseconds(2990));
+  EXPECT_LT(elapsed, std::chrono::seconds(5));
+}
+
+TEST_F(AdminServerTest, BodyTooLargeAtTheDefaultLimit) {
+  Client connection = client();  // AdminConfig defaults: 64 KiB
+  const Reply accepted =
+      connection.send(http::verb::post, "/", std::string(AdminConfig{}.max_body_bytes, 'a'));
+  EXPECT_NE(accepted.status, 413u);
+  Client other = client();
+  const Reply reply =
+      other.send(http::verb::post, "/", std::string(AdminConfig{}.max_body_bytes + 1, 'a'));
+  expect_error(reply, 413, "InvalidParameter.Body");
+  EXPECT_TRUE(other.closed_by_server());
 }
 
 TEST_F(AdminServerTest, UnknownPathAndMethod) {

@@ -67,9 +67,31 @@ class Listener : public std::enable_shared_from_this<Listener> {
     } else {
       // The connection starts on its own thread.
       auto executor = socket.get_executor();
+      std::string address;
+      error_code peer_error;
+      auto peer = socket.remote_endpoint(peer_error);
+      if (!peer_error) {
+        auto ip = peer.address();
+        // An IPv4 client of a dual-stack listener counts as its IPv4 address.
+        if (ip.is_v6() && ip.to_v6().is_v4_mapped()) {
+          ip = asio::ip::make_address_v4(asio::ip::v4_mapped, ip.to_v6());
+        }
+        address = ip.to_string();
+      }
       auto connection = std::make_shared<detail::Connection>(core_, std::move(socket));
-      if (core_.register_connection(connection)) {
-        asio::post(executor, [connection] { connection->start(); });
+      switch (core_.register_connection(connection, address)) {
+        case detail::Core::Admission::admitted:
+          asio::post(executor, [connection] { connection->start(); });
+          break;
+        case detail::Core::Admission::over_total:
+        case detail::Core::Admission::over_address:
+          // Closed before anything is read (destroying the connection closes its socket, on
+          // no thread of its own yet): the peer sees the connection end at once.
+          log::debug("connection from ", address, " refused: connection limit reached");
+          connection.reset();
+          break;
+        case detail::Core::Admission::stopping:
+          break;
       }
     }
     accept();
@@ -273,6 +295,7 @@ BrokerStats Broker::stats() const {
     stats.messages_sent += instance->publishes_sent.load(std::memory_order_relaxed);
   }
   stats.messages_dropped = impl_->core.messages_dropped.load(std::memory_order_relaxed);
+  stats.connections_refused = impl_->core.connections_refused.load(std::memory_order_relaxed);
   return stats;
 }
 

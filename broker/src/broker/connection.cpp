@@ -573,6 +573,7 @@ bool Connection::attach_session(bool clean_start, bool& session_present) {
       core_.release_offline_credential_locked(*instance_, *existing);
       // A new connection to the session before the Will Delay Interval: no will [MQTT-3.1.3-9].
       core_.take_delayed_will_locked(*instance_, *existing);
+      core_.drop_forbidden_subscriptions_locked(*instance_, *existing);
       session_ = std::move(existing);
       session_present = true;
     } else {
@@ -645,9 +646,14 @@ void Connection::on_publish(mqtt::Publish& publish) {
   }
   // $SYS/ is the broker's own (as in Mosquitto, clients may read it, not write it): dropped,
   // and a 5.0 QoS 1/2 sender is told 0x87 Not authorized. 3.1.1 has no way to say so.
-  const bool routed = !is_sys_topic(publish.topic);
+  // Topic rules likewise (docs/security.md): a denied PUBLISH is dropped; a 5.0 QoS 1/2
+  // sender gets 0x87, a 3.1.1 one its usual ack (as Mosquitto).
+  const bool system = is_sys_topic(publish.topic);
+  const bool routed =
+      !system && (!instance_->rules || instance_->rules->may_publish(client_id(), publish.topic));
   if (!routed) {
-    log::debug("client ", client_id(), " on ", instance_id(), ": PUBLISH to $SYS dropped");
+    log::debug("client ", client_id(), " on ", instance_id(), ": PUBLISH to ", publish.topic,
+               system ? " dropped ($SYS)" : " dropped (topic rules)");
     if (publish.qos == 0) return;
     if (is_v5()) {
       refuse_publish(0x87);
@@ -721,6 +727,13 @@ void Connection::on_subscribe(const mqtt::Subscribe& subscribe) {
       const bool shared = parse_shared_filter(filter, group, topic_filter, valid_shared);
       if ((shared ? !valid_shared : !mqtt::valid_topic_filter(filter)) || options.qos > 2) {
         suback.reason_codes.push_back(is_v5() ? 0x8F : 0x80);
+        continue;
+      }
+      if (instance_->rules &&
+          !instance_->rules->may_subscribe(client_id(), shared ? topic_filter : filter)) {
+        log::debug("client ", client_id(), " on ", instance_id(), ": SUBSCRIBE to ", filter,
+                   " refused (topic rules)");
+        suback.reason_codes.push_back(is_v5() ? 0x87 : 0x80);
         continue;
       }
       // Replaces an existing subscription's options and identifier (none if absent).
@@ -1255,6 +1268,12 @@ void Connection::end_session(EndReason why) {
   const bool revoked = why == EndReason::revoked;
   // No will on a clean DISCONNECT (will_ was reset), on shutdown, and never when revoked.
   bool publish = session_ && will_ && !revoked && why != EndReason::server_shutdown;
+  // A will is a PUBLISH from this client: the topic rules apply (dropped if denied).
+  if (publish && instance_->rules && !instance_->rules->may_publish(client_id(), will_->topic)) {
+    log::debug("client ", client_id(), " on ", instance_id(), ": will to ", will_->topic,
+               " dropped (topic rules)");
+    publish = false;
+  }
   const std::uint32_t will_delay =
       publish && is_v5() ? will_->properties.will_delay_interval.value_or(0) : 0;
   std::shared_ptr<DelayedWill> delayed;

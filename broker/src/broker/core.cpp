@@ -1,6 +1,7 @@
 #include "core.hpp"
 
 #include <algorithm>
+#include <boost/asio/ip/address.hpp>
 #include <cstdio>
 #include <random>
 
@@ -62,7 +63,14 @@ Core::~Core() {
 Instance& Core::instance(const std::string& id) {
   std::lock_guard lock(instances_mutex_);
   auto& slot = instances_[id];
-  if (!slot) slot = std::make_unique<Instance>(id);
+  if (!slot) {
+    const TopicRules* rules = nullptr;
+    if (auto it = config.topic_rules.find(id);
+        it != config.topic_rules.end() && !it->second.empty()) {
+      rules = &it->second;
+    }
+    slot = std::make_unique<Instance>(id, rules);
+  }
   return *slot;
 }
 
@@ -111,6 +119,8 @@ bool Core::route(Instance& instance, const MessagePtr& message, const Session* p
       ids.add(subscription.identifier);  // every matching one [MQTT-3.3.4-3]
     }
     if (qos < 0) continue;
+    // Topic rules: a subscriber receives only topics it may read, whatever its filter.
+    if (!instance.may_receive(*session, message->topic)) continue;
     matched = true;
     enqueue(*session, {message, static_cast<std::uint8_t>(std::min<int>(qos, message->qos)),
                        retain_as_published && message->retain, std::move(ids), nullptr});
@@ -128,6 +138,7 @@ bool Core::deliver_shared(const std::shared_ptr<SharedGroup>& group, const Messa
   for (std::size_t k = 0; k < count; ++k) {
     const auto& member = members[(start + k) % count];
     if (member.first == exclude) continue;
+    if (!member.first->instance.may_receive(*member.first, message->topic)) continue;
     bool online;
     {
       Session& session = *member.first;
@@ -180,7 +191,10 @@ void Core::deliver_retained(Session& session, std::string_view filter,
         session.instance.touch();
         continue;
       }
-      if (mqtt::topic_matches(filter, it->first)) found.push_back(it->second);
+      if (mqtt::topic_matches(filter, it->first) &&
+          session.instance.may_receive(session, it->first)) {
+        found.push_back(it->second);
+      }
       ++it;
     }
   }
@@ -361,24 +375,70 @@ std::string Core::assign_client_id() {
   return client_id_prefix_ + std::to_string(next_client_id_.fetch_add(1) + 1);
 }
 
-bool Core::register_connection(const std::shared_ptr<Connection>& connection) {
+void Core::drop_forbidden_subscriptions_locked(Instance& instance, Session& session) {
+  if (instance.rules == nullptr) return;
+  for (auto it = session.subscriptions.begin(); it != session.subscriptions.end();) {
+    std::string_view group;
+    std::string_view filter;
+    bool valid = false;
+    const bool shared = parse_shared_filter(it->first, group, filter, valid);
+    if (instance.rules->may_subscribe(session.client_id, shared ? filter : it->first)) {
+      ++it;
+      continue;
+    }
+    log::info("client ", session.client_id, " on ", instance.id, ": subscription ", it->first,
+              " dropped, the topic rules no longer allow it");
+    instance.subscriptions.erase(it->first, &session);
+    it = session.subscriptions.erase(it);
+    session.touch();
+  }
+}
+
+Core::Admission Core::register_connection(const std::shared_ptr<Connection>& connection,
+                                          const std::string& address) {
   std::lock_guard lock(connections_mutex_);
-  if (stopping_) return false;
-  connections_.emplace(connection.get(), connection);
-  return true;
+  if (stopping_) return Admission::stopping;
+  if (config.max_connections != 0 && connections_.size() >= config.max_connections) {
+    connections_refused.fetch_add(1, std::memory_order_relaxed);
+    return Admission::over_total;
+  }
+  std::string counted;
+  if (config.max_connections_per_address != 0 && !address.empty()) {
+    boost::system::error_code ec;
+    const auto ip = boost::asio::ip::make_address(address, ec);
+    if (!ec && (config.limit_loopback || !ip.is_loopback())) counted = address;
+  }
+  if (!counted.empty()) {
+    auto& count = per_address_[counted];
+    if (count >= config.max_connections_per_address) {
+      connections_refused.fetch_add(1, std::memory_order_relaxed);
+      return Admission::over_address;
+    }
+    ++count;
+  }
+  connections_.emplace(connection.get(), Registered{connection, std::move(counted)});
+  return Admission::admitted;
 }
 
 void Core::unregister_connection(const Connection* connection) {
   std::lock_guard lock(connections_mutex_);
-  connections_.erase(connection);
+  auto it = connections_.find(connection);
+  if (it == connections_.end()) return;
+  if (!it->second.address.empty()) {
+    if (auto count = per_address_.find(it->second.address);
+        count != per_address_.end() && --count->second == 0) {
+      per_address_.erase(count);
+    }
+  }
+  connections_.erase(it);
 }
 
 std::vector<std::shared_ptr<Connection>> Core::begin_stopping() {
   std::lock_guard lock(connections_mutex_);
   stopping_ = true;
   std::vector<std::shared_ptr<Connection>> live;
-  for (auto& [raw, weak] : connections_) {
-    if (auto connection = weak.lock()) live.push_back(std::move(connection));
+  for (auto& [raw, registered] : connections_) {
+    if (auto connection = registered.connection.lock()) live.push_back(std::move(connection));
   }
   return live;
 }

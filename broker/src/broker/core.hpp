@@ -158,8 +158,12 @@ struct Session {
 
 // One InstanceId: an isolated namespace of client ids, subscriptions and retained messages.
 struct Instance {
-  explicit Instance(std::string instance_id) : id(std::move(instance_id)) {}
+  explicit Instance(std::string instance_id, const TopicRules* topic_rules = nullptr)
+      : id(std::move(instance_id)), rules(topic_rules) {}
   const std::string id;
+  // Null when the instance has no topic rules (everything allowed).
+  const TopicRules* const rules;
+  bool may_receive(const Session& session, std::string_view topic) const;
 
   // Routing takes it shared; session table and subscription changes take it exclusive.
   // Lock order: Instance::mutex, then Session::mutex; retained_mutex is never nested.
@@ -202,6 +206,10 @@ struct Instance {
 
 void Session::touch() const {
   if (persistent) instance.touch();
+}
+
+inline bool Instance::may_receive(const Session& session, std::string_view topic) const {
+  return rules == nullptr || rules->may_receive(session.client_id, topic);
 }
 
 class Core {
@@ -268,6 +276,11 @@ class Core {
 
   std::string assign_client_id();
 
+  // Removes the session's subscriptions its instance's topic rules no longer allow (rules
+  // changed since they were made: a resumed or restored session). Caller holds
+  // instance.mutex exclusively.
+  void drop_forbidden_subscriptions_locked(Instance& instance, Session& session);
+
   // Persistence. snapshot() copies the state of every instance marked dirty and clears the
   // marks: shared pointers under the locks, one session at a time; the plain copy after.
   std::vector<PersistedInstance> snapshot();
@@ -278,9 +291,13 @@ class Core {
   // dropped with everything they hold. Blocking (asks the authenticator).
   void restore(std::vector<PersistedInstance> saved);
 
-  // Connection registry (for stop() and stats).
-  bool register_connection(const std::shared_ptr<Connection>& connection);  // false if stopping
+  // Connection registry (for stop(), stats and the connection limits). `address` is the
+  // peer's address text (empty if unknown).
+  enum class Admission { admitted, stopping, over_total, over_address };
+  Admission register_connection(const std::shared_ptr<Connection>& connection,
+                                const std::string& address);
   void unregister_connection(const Connection* connection);
+  std::atomic<std::uint64_t> connections_refused{0};
   std::vector<std::shared_ptr<Connection>> begin_stopping();
   std::size_t connection_count() const;
 
@@ -292,7 +309,12 @@ class Core {
   std::atomic<std::uint64_t> next_client_id_{0};
 
   mutable std::mutex connections_mutex_;
-  std::unordered_map<const Connection*, std::weak_ptr<Connection>> connections_;
+  struct Registered {
+    std::weak_ptr<Connection> connection;
+    std::string address;  // counted in per_address_; empty when not counted
+  };
+  std::unordered_map<const Connection*, Registered> connections_;
+  std::unordered_map<std::string, std::size_t> per_address_;
   bool stopping_ = false;
 };
 

@@ -300,6 +300,8 @@ void Core::restore(std::vector<PersistedInstance> saved) {
         instance.subscriptions.insert(saved_subscription.filter, session.get(), subscription);
         session->subscriptions.insert_or_assign(std::move(saved_subscription.filter), subscription);
       }
+      // Saved under other topic rules: what they no longer allow is dropped.
+      drop_forbidden_subscriptions_locked(instance, *session);
       if (entry.credential) {
         session->offline_credential = std::move(entry.credential);
         instance.offline_bound.insert(session.get());
@@ -322,7 +324,7 @@ void Core::restore(std::vector<PersistedInstance> saved) {
       std::lock_guard session_lock(session.mutex);
       for (auto& saved_delivery : saved_session.queue) {
         auto message = message_at(saved_delivery.message);
-        if (!message) continue;
+        if (!message || !instance.may_receive(session, message->topic)) continue;
         session.queued_bytes += message->payload.size();
         session.queue.push_back(
             {std::move(message), saved_delivery.qos, saved_delivery.retain,

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14,6 +15,7 @@
 
 #include "credmq/auth/credential_service.hpp"
 #include "credmq/auth/failure_throttle.hpp"
+#include "credmq/broker/topic_rules.hpp"
 
 namespace credmq {
 
@@ -34,6 +36,18 @@ struct ServerOptions {
   unsigned io_threads = 0;                          // 0 = hardware concurrency
   unsigned storage_threads = 4;                     // blocking pool for SQLite and HMACs
   double admin_calls_per_second = 500;
+  // Admin API: largest request body (413 InvalidParameter.Body above it), and the deadline
+  // for receiving a whole request (header and body), writing a reply and an idle keep-alive.
+  std::size_t admin_max_body_bytes = 64 * 1024;
+  std::chrono::seconds admin_timeout{60};
+  // MQTT connections: deadline for the CONNECT (received and authenticated), and how many
+  // may be open at once, overall and per source address (0 = no limit; loopback is exempt
+  // from the per-address limit). See broker::BrokerConfig.
+  std::chrono::seconds connect_timeout{10};
+  std::size_t max_connections = 100'000;
+  std::size_t max_connections_per_address = 1'000;
+  // Topic rules per instance id, in order (docs/security.md); none = everything allowed.
+  std::map<std::string, std::vector<broker::TopicRule>, std::less<>> topic_rules;
   auth::ThrottleLimits auth_throttle{};
   // Persistent sessions (with their subscriptions, queues, in-flight messages and delayed
   // wills) and retained messages are saved in credmq.db and restored at start. Saved every

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,6 +14,7 @@
 #include "credmq/auth/authenticator.hpp"
 #include "credmq/auth/revocation_hub.hpp"
 #include "credmq/broker/persistence.hpp"
+#include "credmq/broker/topic_rules.hpp"
 
 namespace credmq::broker {
 
@@ -22,8 +24,18 @@ struct BrokerConfig {
   std::optional<std::string> anonymous_instance;
   std::size_t max_packet_size = 1024 * 1024;
   unsigned io_threads = 0;  // 0 = hardware concurrency
-  // Close a connection that has not completed CONNECT within this time.
+  // Close a connection that has not completed CONNECT within this time (CONNECT received and
+  // authenticated): closed without a reply.
   std::chrono::milliseconds connect_timeout{10'000};
+  // Connections open at once, overall and per source address; 0 = no limit. A connection
+  // over a limit is closed right after accept, before anything is read from it. Loopback
+  // addresses are exempt from the per-address limit unless limit_loopback is set.
+  std::size_t max_connections = 100'000;
+  std::size_t max_connections_per_address = 1'000;
+  bool limit_loopback = false;
+  // Topic rules per instance id (docs/security.md, "Authorization"). An instance without
+  // rules allows everything.
+  std::map<std::string, TopicRules, std::less<>> topic_rules;
   // Peer that does not read: hard-close after this when closing.
   std::chrono::milliseconds close_timeout{100};
   std::size_t max_inflight_per_session = 65535;  // outgoing QoS 1/2 not yet acknowledged
@@ -58,7 +70,8 @@ struct BrokerStats {
   std::size_t sessions = 0;
   std::uint64_t messages_received = 0;
   std::uint64_t messages_sent = 0;
-  std::uint64_t messages_dropped = 0;  // for a session whose queue was full
+  std::uint64_t messages_dropped = 0;     // for a session whose queue was full
+  std::uint64_t connections_refused = 0;  // over max_connections or the per-address limit
 };
 
 class Broker {
