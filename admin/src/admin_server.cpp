@@ -10,8 +10,6 @@
 #include "credmq/admin/admin_server.hpp"
 
 #include <algorithm>
-#include <concepts>
-#include <type_traits>
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
@@ -21,11 +19,13 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <concepts>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
 #include <sstream>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -135,8 +135,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
  public:
   Session(tcp::socket&& socket, ServerCore& core) requires std::same_as<Stream, PlainStream>
       : stream_(std::move(socket)), core_(core) {}
-  Session(tcp::socket&& socket, ServerCore& core, std::shared_ptr<net::ssl::context> context)
-    requires std::same_as<Stream, TlsStream>
+  Session(tcp::socket&& socket, ServerCore& core,
+          std::shared_ptr<net::ssl::context> context) requires std::same_as<Stream, TlsStream>
       : context_(std::move(context)), stream_(std::move(socket), *context_), core_(core) {}
   ~Session() override {
     std::lock_guard lock(core_.sessions_mutex);

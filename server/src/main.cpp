@@ -76,7 +76,8 @@ int main(int argc, char** argv) {
   for (const auto& endpoint : server.mqtt_tls_endpoints()) {
     std::cout << "MQTT TLS listening on " << endpoint_text(endpoint) << "\n";
   }
-  std::cout << "Admin API listening on " << (server.admin_uses_tls() ? "https://" : "http://") << endpoint_text(server.admin_endpoint()) << "/\n"
+  std::cout << "Admin API listening on " << (server.admin_uses_tls() ? "https://" : "http://")
+            << endpoint_text(server.admin_endpoint()) << "/\n"
             << "credmq ready" << std::endl;
 
   signals.async_wait([&](const boost::system::error_code&, int signal_number) {

@@ -206,8 +206,8 @@ class Connection : public auth::RevocableSession, public std::enable_shared_from
   bool counted_connected_ : 1 = false;  // in instance_->clients_connected
   // A TlsConnection: reads, writes, the start and the lingering close go through its TLS
   // stream. A bit beside a cold flag (not a virtual call, a pointer or a byte more), so a
-  // plain TCP connection keeps its size (256 bytes) and takes one predictable branch per read wake-up,
-  // write and close.
+  // plain TCP connection keeps its size (256 bytes) and takes one predictable branch per read
+  // wake-up, write and close.
   const bool tls_ : 1 = false;
   bool socket_closed_ = false;
   bool send_shut_down_ = false;

@@ -11,9 +11,9 @@
 namespace credmq::tls {
 
 struct ServerFiles {
-  std::filesystem::path certificate;  // PEM chain, leaf first
-  std::filesystem::path private_key;  // PEM, unencrypted
-  std::filesystem::path ca;           // PEM CA bundle for client certificates; may be empty
+  std::filesystem::path certificate;        // PEM chain, leaf first
+  std::filesystem::path private_key;        // PEM, unencrypted
+  std::filesystem::path ca;                 // PEM CA bundle for client certificates; may be empty
   bool require_client_certificate = false;  // needs `ca`
 };
 
