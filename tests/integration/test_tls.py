@@ -198,6 +198,18 @@ def test_takeover_between_tcp_and_tls(pki, broker):
         second.close()
 
 
+def test_keep_alive_timeout_on_tls(pki, broker):
+    cred = broker.admin.register("GID_tls@@@silent", broker.instance_id)
+    username, password = device_login(cred)
+    device = RawClient(broker.tls_port, tls=client_context(pki))
+    try:
+        assert device.connect(cred["ClientId"], username, password, version=5, keepalive=1) == 0
+        # Nothing sent: closed after 1.5 x Keep Alive with DISCONNECT 0x8D.
+        assert device.wait_closed(deadline=5.0) == 0x8D
+    finally:
+        device.close()
+
+
 def test_admin_over_https_with_curl(pki, broker):
     signed = broker.admin.signed_params(
         "GetDeviceCredential", {"ClientId": "GID_tls@@@sub-mqttv311",
