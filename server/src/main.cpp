@@ -49,6 +49,9 @@ int main(int argc, char** argv) {
   // Registered before the server starts, so an early SIGTERM still stops it cleanly.
   boost::asio::io_context signals_context;
   boost::asio::signal_set signals(signals_context, SIGINT, SIGTERM);
+  // Registered early too, so an early SIGHUP is handled after the start rather than ending
+  // the process (its default action).
+  boost::asio::signal_set hangup(signals_context, SIGHUP);
 
   Server server(command_line.server);
   try {
@@ -85,7 +88,6 @@ int main(int argc, char** argv) {
     signals_context.stop();
   });
   // SIGHUP re-reads the TLS certificate, key and CA files (a failure keeps the old ones).
-  boost::asio::signal_set hangup(signals_context, SIGHUP);
   const bool has_tls = !server.mqtt_tls_endpoints().empty() || server.admin_uses_tls();
   std::function<void(const boost::system::error_code&, int)> on_hangup =
       [&](const boost::system::error_code& ec, int) {
