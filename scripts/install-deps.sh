@@ -13,6 +13,7 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   mosquitto mosquitto-clients python3 python3-paho-mqtt python3-pytest clang-format curl
+  openssl  # the CLI: test_tls.py makes its certificates with it
 )
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 

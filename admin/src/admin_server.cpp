@@ -18,11 +18,14 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <concepts>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
 #include <sstream>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -54,7 +57,7 @@ bool iequals_prefix(std::string_view text, std::string_view prefix) {
   return true;
 }
 
-class Session;
+class SessionBase;
 
 // The Host header goes back into the JSON as HostId: keep it valid UTF-8 and short.
 std::string printable_ascii(std::string_view text) {
@@ -104,7 +107,7 @@ struct ServerCore {
 
   // Live sessions, so stop() can close their sockets.
   std::mutex sessions_mutex;
-  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
+  std::unordered_map<SessionBase*, std::weak_ptr<SessionBase>> sessions;
 
   AdminConfig config;
   net::any_io_executor blocking;
@@ -115,10 +118,27 @@ struct ServerCore {
   std::condition_variable drained;
 };
 
-class Session : public std::enable_shared_from_this<Session> {
+class SessionBase {
  public:
-  Session(tcp::socket&& socket, ServerCore& core) : stream_(std::move(socket)), core_(core) {}
-  ~Session() {
+  virtual ~SessionBase() = default;
+  // Only while no thread runs the I/O context (AdminServer::stop).
+  virtual void abort() = 0;
+};
+
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// One HTTP connection, over plain TCP or TLS (Stream): the same code once the TLS handshake
+// is done.
+template <class Stream>
+class Session : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
+ public:
+  Session(tcp::socket&& socket, ServerCore& core) requires std::same_as<Stream, PlainStream>
+      : stream_(std::move(socket)), core_(core) {}
+  Session(tcp::socket&& socket, ServerCore& core,
+          std::shared_ptr<net::ssl::context> context) requires std::same_as<Stream, TlsStream>
+      : context_(std::move(context)), stream_(std::move(socket), *context_), core_(core) {}
+  ~Session() override {
     std::lock_guard lock(core_.sessions_mutex);
     core_.sessions.erase(this);
   }
@@ -126,21 +146,40 @@ class Session : public std::enable_shared_from_this<Session> {
   void run() {
     {
       std::lock_guard lock(core_.sessions_mutex);
-      core_.sessions.emplace(this, weak_from_this());
+      core_.sessions.emplace(this, std::weak_ptr<SessionBase>(this->shared_from_this()));
     }
     net::dispatch(stream_.get_executor(),
-                  beast::bind_front_handler(&Session::read_request, shared_from_this()));
+                  beast::bind_front_handler(&Session::start, this->shared_from_this()));
   }
 
-  // Only while no thread runs the I/O context (AdminServer::stop).
-  void abort() { close(); }
+  void abort() override { close(); }
 
  private:
+  using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
+
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
+  void start() {
+    if constexpr (std::is_same_v<Stream, TlsStream>) {
+      lowest().expires_after(core_.config.idle_timeout);
+      stream_.async_handshake(net::ssl::stream_base::server,
+                              [self = shared_from_this()](beast::error_code ec) {
+                                if (ec) {
+                                  log::debug("admin: TLS handshake failed: ", ec.message());
+                                  return self->close();
+                                }
+                                self->read_request();
+                              });
+    } else {
+      read_request();
+    }
+  }
+
   void read_request() {
     parser_.emplace();
     parser_->body_limit(core_.config.max_body_bytes);
     parser_->header_limit(kHeaderLimit);
-    stream_.expires_after(core_.config.idle_timeout);
+    lowest().expires_after(core_.config.idle_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
                             beast::bind_front_handler(&Session::on_header, shared_from_this()));
   }
@@ -175,7 +214,10 @@ class Session : public std::enable_shared_from_this<Session> {
       if (!host.empty()) host_id_ = printable_ascii(host);
       version_ = header.version() == 10 ? 10 : 11;
     }
-    if (ec == http::error::end_of_stream || ec == http::error::partial_message) return close();
+    if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
+        ec == net::ssl::error::stream_truncated) {
+      return close();
+    }
     if (ec == http::error::body_limit) {
       keep_alive_ = false;
       return reply_error(413, "InvalidParameter.Body",
@@ -247,7 +289,7 @@ class Session : public std::enable_shared_from_this<Session> {
     response_.prepare_payload();
     // A response to HEAD carries the headers of the GET answer but never a body.
     if (head_request_) response_.body().clear();
-    stream_.expires_after(core_.config.idle_timeout);
+    lowest().expires_after(core_.config.idle_timeout);
     http::async_write(stream_, response_,
                       beast::bind_front_handler(&Session::on_write, shared_from_this()));
   }
@@ -259,10 +301,17 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void linger_close() {
-    beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.expires_after(kLingerTimeout);
-    drain();
+    if constexpr (std::is_same_v<Stream, TlsStream>) {
+      // close_notify, then wait (bounded) for the peer's before closing.
+      lowest().expires_after(kLingerTimeout);
+      stream_.async_shutdown([self = shared_from_this()](beast::error_code) { self->close(); });
+      return;
+    } else {
+      beast::error_code ignored;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      stream_.expires_after(kLingerTimeout);
+      drain();
+    }
   }
 
   void drain() {
@@ -277,11 +326,12 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void close() {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.socket().close(ignored);
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    lowest().socket().close(ignored);
   }
 
-  beast::tcp_stream stream_;
+  std::shared_ptr<net::ssl::context> context_;  // TLS: the context of its handshake
+  Stream stream_;
   ServerCore& core_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -309,7 +359,12 @@ struct AdminServer::Impl : ServerCore {
     if (ec) {
       log::warn("admin: accept failed: ", ec.message());
     } else {
-      std::make_shared<Session>(std::move(socket), *this)->run();
+      if (config.tls) {
+        std::make_shared<Session<TlsStream>>(std::move(socket), *this, config.tls->current())
+            ->run();
+      } else {
+        std::make_shared<Session<PlainStream>>(std::move(socket), *this)->run();
+      }
     }
     accept();
   }
@@ -354,7 +409,8 @@ void AdminServer::start() {
       }
     }
   });
-  log::info("admin API listening on ", impl_->listener_host_id);
+  log::info("admin API listening on ", impl_->listener_host_id,
+            impl_->config.tls ? " (HTTPS)" : " (HTTP)");
 }
 
 boost::asio::ip::tcp::endpoint AdminServer::bound_endpoint() const {
@@ -371,7 +427,7 @@ void AdminServer::stop() {
   beast::error_code ignored;
   impl_->acceptor->close(ignored);
   {
-    std::vector<std::shared_ptr<Session>> live;
+    std::vector<std::shared_ptr<SessionBase>> live;
     {
       std::lock_guard sessions_lock(impl_->sessions_mutex);
       for (auto& [_, weak] : impl_->sessions) {

@@ -51,6 +51,9 @@ int main(int argc, char** argv) {
   // Registered before the server starts, so an early SIGTERM still stops it cleanly.
   boost::asio::io_context signals_context;
   boost::asio::signal_set signals(signals_context, SIGINT, SIGTERM);
+  // Registered early too, so an early SIGHUP is handled after the start rather than ending
+  // the process (its default action).
+  boost::asio::signal_set hangup(signals_context, SIGHUP);
 
   // Test only (docs/security.md): makes the database's I/O fail on demand.
   if (const char* control = std::getenv("CREDMQ_STORAGE_FAULTS"); control && *control) {
@@ -85,19 +88,28 @@ int main(int argc, char** argv) {
   for (const auto& endpoint : server.mqtt_endpoints()) {
     std::cout << "MQTT listening on " << endpoint_text(endpoint) << "\n";
   }
-  std::cout << "Admin API listening on http://" << endpoint_text(server.admin_endpoint()) << "/\n"
+  for (const auto& endpoint : server.mqtt_tls_endpoints()) {
+    std::cout << "MQTT TLS listening on " << endpoint_text(endpoint) << "\n";
+  }
+  std::cout << "Admin API listening on " << (server.admin_uses_tls() ? "https://" : "http://")
+            << endpoint_text(server.admin_endpoint()) << "/\n"
             << "credmq ready" << std::endl;
 
   signals.async_wait([&](const boost::system::error_code&, int signal_number) {
     log::info("signal ", signal_number, ": stopping");
     signals_context.stop();
   });
-  // SIGHUP would otherwise end the process; there is nothing to reload yet.
-  boost::asio::signal_set hangup(signals_context, SIGHUP);
+  // SIGHUP re-reads the TLS certificate, key and CA files (a failure keeps the old ones).
+  const bool has_tls = !server.mqtt_tls_endpoints().empty() || server.admin_uses_tls();
   std::function<void(const boost::system::error_code&, int)> on_hangup =
       [&](const boost::system::error_code& ec, int) {
         if (ec) return;
-        log::info("SIGHUP: nothing to reload");
+        if (has_tls) {
+          log::info("SIGHUP: reloading TLS files");
+          server.reload_tls();
+        } else {
+          log::info("SIGHUP: no TLS listener, nothing to reload");
+        }
         hangup.async_wait(on_hangup);
       };
   hangup.async_wait(on_hangup);

@@ -108,13 +108,30 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
       "largest admin API request body in bytes, 0-67108864 (413 InvalidParameter.Body above)")(
       "admin-timeout", po::value<std::int64_t>()->default_value(defaults.admin_timeout.count()),
       "seconds, 1-3600, an admin API client has to send a whole request (header and body) or "
-      "to read a reply, and an idle keep-alive connection stays open");
+      "to read a reply, and an idle keep-alive connection stays open")(
+      "tls-listen", po::value<std::vector<std::string>>(),
+      "MQTT over TLS listener HOST:PORT, repeatable (default 0.0.0.0:8883 when --tls-cert is "
+      "set)")("tls-cert", po::value<std::string>(),
+              "PEM certificate chain of the MQTT TLS listener (enables it)")(
+      "tls-key", po::value<std::string>(), "PEM private key of --tls-cert (unencrypted)")(
+      "tls-ca", po::value<std::string>(),
+      "PEM CA bundle that verifies MQTT client certificates (when a client presents one)")(
+      "tls-require-client-cert", po::bool_switch(),
+      "mutual TLS: refuse MQTT TLS clients without a certificate signed by --tls-ca")(
+      "admin-tls-cert", po::value<std::string>(),
+      "PEM certificate chain: serve the admin API over HTTPS")(
+      "admin-tls-key", po::value<std::string>(), "PEM private key of --admin-tls-cert")(
+      "admin-insecure", po::bool_switch(),
+      "allow plain-HTTP admin API on a non-loopback --admin-listen address (refused otherwise)");
 
   po::options_description all;
   all.add(general).add(serving);
   std::ostringstream help;
   help << "Usage: credmq [--config FILE] [--data-dir DIR] [--listen HOST:PORT]... "
-          "[--admin-listen HOST:PORT] [--allow-anonymous] [--log-level LEVEL]\n\n"
+          "[--admin-listen HOST:PORT] [--allow-anonymous] [--log-level LEVEL]\n"
+          "       [--tls-cert FILE --tls-key FILE [--tls-listen HOST:PORT]... [--tls-ca FILE] "
+          "[--tls-require-client-cert]]\n"
+          "       [--admin-tls-cert FILE --admin-tls-key FILE] [--admin-insecure]\n\n"
           "credmq: MQTT 3.1.1/5.0 broker with per-device credentials and the ApsaraMQ for "
           "MQTT device-credential admin API.\n\n"
        << all;
@@ -228,6 +245,38 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
           broker::parse_topic_rule(std::string_view(text).substr(end)));
     }
   }
+  auto text = [&vm](const char* name) {
+    return vm.count(name) ? vm[name].as<std::string>() : std::string();
+  };
+  options.mqtt_tls.certificate = text("tls-cert");
+  options.mqtt_tls.private_key = text("tls-key");
+  options.mqtt_tls.ca = text("tls-ca");
+  options.mqtt_tls.require_client_certificate = vm["tls-require-client-cert"].as<bool>();
+  const bool mqtt_tls = vm.count("tls-cert") > 0;
+  if (mqtt_tls != (vm.count("tls-key") > 0)) {
+    throw std::invalid_argument("--tls-cert and --tls-key go together");
+  }
+  if (!mqtt_tls && (vm.count("tls-listen") || vm.count("tls-ca") ||
+                    options.mqtt_tls.require_client_certificate)) {
+    throw std::invalid_argument(
+        "--tls-listen, --tls-ca and --tls-require-client-cert need --tls-cert and --tls-key");
+  }
+  if (options.mqtt_tls.require_client_certificate && options.mqtt_tls.ca.empty()) {
+    throw std::invalid_argument("--tls-require-client-cert needs --tls-ca");
+  }
+  if (vm.count("tls-listen")) {
+    for (const auto& endpoint : vm["tls-listen"].as<std::vector<std::string>>()) {
+      options.mqtt_tls_listen.push_back(parse_endpoint(endpoint));
+    }
+  } else if (mqtt_tls) {
+    options.mqtt_tls_listen.push_back(parse_endpoint("0.0.0.0:8883"));
+  }
+  options.admin_tls.certificate = text("admin-tls-cert");
+  options.admin_tls.private_key = text("admin-tls-key");
+  if (vm.count("admin-tls-cert") != vm.count("admin-tls-key")) {
+    throw std::invalid_argument("--admin-tls-cert and --admin-tls-key go together");
+  }
+  options.admin_insecure = vm["admin-insecure"].as<bool>();
   if (!log::parse_level(vm["log-level"].as<std::string>(), result.log_level)) {
     throw std::invalid_argument("unknown --log-level '" + vm["log-level"].as<std::string>() +
                                 "' (debug, info, warn, error, off)");

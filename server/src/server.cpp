@@ -63,6 +63,14 @@ void write_admin_credentials(const std::filesystem::path& path,
   }
 }
 
+bool is_loopback(const boost::asio::ip::address& address) {
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, address.to_v6())
+        .is_loopback();
+  }
+  return address.is_loopback();
+}
+
 }  // namespace
 
 struct Server::Impl {
@@ -77,6 +85,8 @@ struct Server::Impl {
   std::unique_ptr<StorePersistence> persistence;
   std::unique_ptr<broker::Broker> broker;
   std::unique_ptr<admin::AdminServer> admin;
+  std::shared_ptr<tls::ContextProvider> mqtt_tls;   // when mqtt_tls_listen is set
+  std::shared_ptr<tls::ContextProvider> admin_tls;  // when admin_tls.certificate is set
   AdminCredentials admin_credentials;
   bool admin_credentials_created = false;
 
@@ -103,7 +113,24 @@ struct Server::Impl {
     admin_credentials_created = true;
   }
 
+  // Checked before anything is created, so a bad option leaves the data dir untouched.
+  void check_and_load_tls() {
+    const bool admin_https = !options.admin_tls.certificate.empty();
+    if (!admin_https && !options.admin_insecure && !is_loopback(options.admin_listen.address())) {
+      throw std::invalid_argument(
+          "refusing to serve the admin API on non-loopback address " +
+          options.admin_listen.address().to_string() +
+          " without TLS: set --admin-tls-cert and --admin-tls-key, or --admin-insecure to "
+          "accept plain HTTP");
+    }
+    if (!options.mqtt_tls_listen.empty()) {
+      mqtt_tls = std::make_shared<tls::ContextProvider>(options.mqtt_tls);
+    }
+    if (admin_https) admin_tls = std::make_shared<tls::ContextProvider>(options.admin_tls);
+  }
+
   void start() {
+    check_and_load_tls();
     store = storage::Store::open(options.data_dir);
     store->ensure_instance(options.default_instance);
     for (const auto& instance : options.instances) store->ensure_instance(instance);
@@ -118,6 +145,8 @@ struct Server::Impl {
 
     broker::BrokerConfig broker_config;
     broker_config.listen = options.mqtt_listen;
+    broker_config.tls_listen = options.mqtt_tls_listen;
+    broker_config.tls = mqtt_tls;
     if (options.allow_anonymous) broker_config.anonymous_instance = options.default_instance;
     broker_config.max_packet_size = options.max_packet_size;
     broker_config.sys_interval = options.sys_interval;
@@ -150,6 +179,11 @@ struct Server::Impl {
     admin_config.calls_per_second_per_account = options.admin_calls_per_second;
     admin_config.max_body_bytes = options.admin_max_body_bytes;
     admin_config.idle_timeout = options.admin_timeout;
+    admin_config.tls = admin_tls;
+    if (!admin_tls && !is_loopback(options.admin_listen.address())) {
+      log::warn("admin API on non-loopback ", options.admin_listen.address().to_string(),
+                " over plain HTTP (--admin-insecure)");
+    }
     admin = std::make_unique<admin::AdminServer>(admin_config, *credential_service,
                                                  blocking_pool->get_executor());
     admin->start();
@@ -184,6 +218,30 @@ void Server::stop() { impl_->stop(); }
 std::vector<boost::asio::ip::tcp::endpoint> Server::mqtt_endpoints() const {
   return impl_->broker ? impl_->broker->bound_endpoints()
                        : std::vector<boost::asio::ip::tcp::endpoint>{};
+}
+
+std::vector<boost::asio::ip::tcp::endpoint> Server::mqtt_tls_endpoints() const {
+  return impl_->broker ? impl_->broker->bound_tls_endpoints()
+                       : std::vector<boost::asio::ip::tcp::endpoint>{};
+}
+
+bool Server::admin_uses_tls() const { return impl_->admin_tls != nullptr; }
+
+bool Server::reload_tls() {
+  bool ok = true;
+  auto reload = [&ok](const char* what, const std::shared_ptr<tls::ContextProvider>& provider) {
+    if (!provider) return;
+    const std::string error = provider->reload();
+    if (error.empty()) {
+      log::info("TLS: reloaded the ", what, " certificate, key and CA files");
+    } else {
+      ok = false;
+      log::error("TLS: reloading the ", what, " files failed, keeping the previous ones: ", error);
+    }
+  };
+  reload("MQTT", impl_->mqtt_tls);
+  reload("admin", impl_->admin_tls);
+  return ok;
 }
 
 boost::asio::ip::tcp::endpoint Server::admin_endpoint() const {

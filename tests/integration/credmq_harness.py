@@ -13,6 +13,7 @@ import json
 import os
 import queue
 import socket
+import ssl
 import struct
 import subprocess
 import tempfile
@@ -112,10 +113,12 @@ def _kill_leftovers():
 class Credmq:
     """A credmq process with its own data dir and ephemeral ports."""
 
-    def __init__(self, extra_args=(), data_dir=None, env=None):
-        """`env`: extra environment variables for the process (on top of ours)."""
+    def __init__(self, extra_args=(), data_dir=None, env=None, admin_cafile=None):
+        """`env`: extra environment variables for the process (on top of ours).
+        `admin_cafile`: the admin API is HTTPS, verified with this CA file."""
         self._tmp = None
         self.env = dict(os.environ, **env) if env else None
+        self.admin_cafile = admin_cafile
         if data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="credmq-it-")
             data_dir = self._tmp.name
@@ -127,6 +130,7 @@ class Credmq:
         self.stdout_lines = []
         self.proc = None
         self.mqtt_port = None
+        self.tls_port = None
         self.admin_port = None
 
     def start(self, deadline=DEFAULT_DEADLINE):
@@ -148,13 +152,16 @@ class Credmq:
                 raise AssertionError("credmq exited during start-up: " + self.log_text())
             if line.startswith("MQTT listening on ") and self.mqtt_port is None:
                 self.mqtt_port = int(line.rsplit(":", 1)[1])
+            elif line.startswith("MQTT TLS listening on ") and self.tls_port is None:
+                self.tls_port = int(line.rsplit(":", 1)[1])
             elif line.startswith("Admin API listening on "):
                 self.admin_port = int(line.strip().rstrip("/").rsplit(":", 1)[1])
             elif line.strip() == "credmq ready":
                 break
         with open(os.path.join(self.data_dir, "admin-credentials.json")) as f:
             creds = json.load(f)
-        self.admin = AdminClient(self.admin_port, creds["AccessKeyId"], creds["AccessKeySecret"])
+        self.admin = AdminClient(self.admin_port, creds["AccessKeyId"], creds["AccessKeySecret"],
+                                 cafile=self.admin_cafile)
         self.instance_id = creds["InstanceId"]
         master_key = os.path.join(self.data_dir, "master.key")
         if os.path.exists(master_key):
@@ -218,8 +225,9 @@ def sign_v1(method, params, secret):
 
 
 class AdminClient:
-    def __init__(self, port, key_id, secret):
+    def __init__(self, port, key_id, secret, cafile=None):
         self.port = port
+        self.cafile = cafile  # HTTPS, verified with this CA file
         self.key_id = key_id
         self.secret = secret
         self.conn = None
@@ -239,7 +247,13 @@ class AdminClient:
 
     def raw(self, method, path, body=None, headers=None):
         if self.conn is None:
-            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=DEFAULT_DEADLINE)
+            if self.cafile:
+                self.conn = http.client.HTTPSConnection(
+                    "127.0.0.1", self.port, timeout=DEFAULT_DEADLINE,
+                    context=ssl.create_default_context(cafile=self.cafile))
+            else:
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port,
+                                                       timeout=DEFAULT_DEADLINE)
         try:
             self.conn.request(method, path, body=body, headers=headers or {})
             response = self.conn.getresponse()
@@ -342,9 +356,12 @@ def subscribe_packet(topic_filter, qos=0, version=4, packet_id=1):
 class RawClient:
     """One TCP connection speaking MQTT by hand; read_packet() returns (type, flags, body)."""
 
-    def __init__(self, port, timeout=DEFAULT_DEADLINE):
+    def __init__(self, port, timeout=DEFAULT_DEADLINE, tls=None):
+        """tls: an ssl.SSLContext to speak MQTT over TLS (server name 127.0.0.1)."""
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname="127.0.0.1")
         self.buffer = b""
 
     def __enter__(self):
@@ -399,7 +416,7 @@ class RawClient:
                 kind, _, body = self.read_packet(deadline)
             except EOFError:
                 return reason
-            except ConnectionResetError:
+            except (ConnectionResetError, ssl.SSLEOFError):
                 return reason
             if kind == 14 and reason is None:
                 reason = body[0] if body else 0

@@ -251,3 +251,57 @@ TEST(ServerEmbedding, RestartKeepsPersistentSessionsAndRetainedMessages) {
 }
 
 }  // namespace
+
+TEST(ServerEmbedding, AdminOnNonLoopbackWithoutTlsIsRefusedBeforeAnythingIsCreated) {
+  TempDir dir;
+  auto options = test_options(dir.path() / "data");
+  options.admin_listen = credmq::parse_endpoint("0.0.0.0:0");
+  credmq::Server server(options);
+  try {
+    server.start();
+    FAIL() << "start() accepted a plain-HTTP admin API on 0.0.0.0";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("refusing to serve the admin API on non-loopback "
+                                         "address 0.0.0.0 without TLS"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "data"));
+  EXPECT_TRUE(server.mqtt_endpoints().empty());
+}
+
+TEST(ServerEmbedding, V4MappedLoopbackCountsAsLoopback) {
+  TempDir dir;
+  auto options = test_options(dir.path());
+  options.admin_listen = credmq::parse_endpoint("[::ffff:127.0.0.1]:0");
+  credmq::Server server(options);
+  try {
+    server.start();
+  } catch (const boost::system::system_error&) {
+    GTEST_SKIP() << "no IPv6 on this machine";
+  }
+  EXPECT_NE(server.admin_endpoint().port(), 0);
+  EXPECT_FALSE(server.admin_uses_tls());
+  EXPECT_TRUE(server.reload_tls());  // nothing configured: nothing to fail
+  server.stop();
+}
+
+TEST(ServerEmbedding, UnreadableTlsFilesFailTheStart) {
+  TempDir dir;
+  auto options = test_options(dir.path() / "data");
+  options.mqtt_tls_listen = {credmq::parse_endpoint("127.0.0.1:0")};
+  options.mqtt_tls.certificate = dir.path() / "missing-cert.pem";
+  options.mqtt_tls.private_key = dir.path() / "missing-key.pem";
+  credmq::Server server(options);
+  try {
+    server.start();
+    FAIL() << "start() accepted a missing certificate";
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(
+        std::string(e.what()).rfind(
+            "cannot load TLS certificate " + (dir.path() / "missing-cert.pem").string() + ": ", 0),
+        0u)
+        << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "data"));
+}

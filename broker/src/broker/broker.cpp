@@ -7,6 +7,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <condition_variable>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 #include "connection.hpp"
@@ -28,9 +29,13 @@ class Listener : public std::enable_shared_from_this<Listener> {
  public:
   using ContextPicker = std::function<asio::io_context&()>;
 
+  // With `tls`, every accepted connection handshakes with its context of the moment.
   Listener(detail::Core& core, asio::io_context& context, const tcp::endpoint& endpoint,
-           ContextPicker pick_context)
-      : core_(core), acceptor_(context), pick_context_(std::move(pick_context)) {
+           ContextPicker pick_context, std::shared_ptr<tls::ContextProvider> tls = nullptr)
+      : core_(core),
+        acceptor_(context),
+        pick_context_(std::move(pick_context)),
+        tls_(std::move(tls)) {
     acceptor_.open(endpoint.protocol());
     acceptor_.set_option(asio::socket_base::reuse_address(true));
     acceptor_.bind(endpoint);
@@ -78,7 +83,13 @@ class Listener : public std::enable_shared_from_this<Listener> {
         }
         address = ip.to_string();
       }
-      auto connection = std::make_shared<detail::Connection>(core_, std::move(socket));
+      std::shared_ptr<detail::Connection> connection;
+      if (tls_) {
+        connection =
+            std::make_shared<detail::TlsConnection>(core_, std::move(socket), tls_->current());
+      } else {
+        connection = std::make_shared<detail::Connection>(core_, std::move(socket));
+      }
       switch (core_.register_connection(connection, address)) {
         case detail::Core::Admission::admitted:
           asio::post(executor, [connection] { connection->start(); });
@@ -100,6 +111,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
   detail::Core& core_;
   tcp::acceptor acceptor_;
   ContextPicker pick_context_;
+  std::shared_ptr<tls::ContextProvider> tls_;
 };
 
 }  // namespace
@@ -200,6 +212,7 @@ struct Broker::Impl {
   std::vector<std::thread> threads;
   std::vector<std::shared_ptr<Listener>> listeners;
   std::vector<tcp::endpoint> bound;
+  std::vector<tcp::endpoint> bound_tls;
   std::unique_ptr<asio::steady_timer> sweep_timer;
   const std::chrono::steady_clock::time_point started_at = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point next_sys_refresh{};  // sweep thread only
@@ -238,6 +251,16 @@ void Broker::start() {
     impl.bound.push_back(listener->local_endpoint());
     impl.listeners.push_back(std::move(listener));
   }
+  if (!impl.core.config.tls_listen.empty() && !impl.core.config.tls) {
+    throw std::invalid_argument("TLS listeners need a TLS context");
+  }
+  for (const auto& endpoint : impl.core.config.tls_listen) {
+    auto listener = std::make_shared<Listener>(
+        impl.core, *impl.contexts.front(), endpoint,
+        [&impl]() -> asio::io_context& { return impl.next_context(); }, impl.core.config.tls);
+    impl.bound_tls.push_back(listener->local_endpoint());
+    impl.listeners.push_back(std::move(listener));
+  }
   for (auto& listener : impl.listeners) listener->start();
   impl.sweep_timer = std::make_unique<asio::steady_timer>(*impl.contexts.front());
   impl.schedule_expiry_sweep();
@@ -255,6 +278,14 @@ void Broker::start() {
   for (const auto& endpoint : impl.bound) {
     log::info("MQTT listener on ", endpoint.address().to_string(), ":", endpoint.port());
   }
+  for (const auto& endpoint : impl.bound_tls) {
+    log::info("MQTT TLS listener on ", endpoint.address().to_string(), ":", endpoint.port());
+  }
+}
+
+std::vector<tcp::endpoint> Broker::bound_tls_endpoints() const {
+  std::lock_guard lock(impl_->lifecycle_mutex);
+  return impl_->bound_tls;
 }
 
 std::vector<tcp::endpoint> Broker::bound_endpoints() const {

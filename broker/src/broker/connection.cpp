@@ -168,6 +168,13 @@ Connection::Connection(Core& core, Socket socket) : core_(core), socket_(std::mo
   if (!ec) remote_address_ = endpoint.address().to_string();
 }
 
+Connection::Connection(Core& core, Socket socket, TlsTag)
+    : core_(core), socket_(std::move(socket)), tls_(true) {
+  error_code ec;
+  auto endpoint = socket_.remote_endpoint(ec);
+  if (!ec) remote_address_ = endpoint.address().to_string();
+}
+
 Connection::~Connection() {
   // Normally done when closing; this covers handlers destroyed with their io_context.
   end_session(EndReason::server_shutdown);
@@ -178,7 +185,12 @@ void Connection::start() {
   socket_.non_blocking(true, ec);
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
   last_activity_ = Clock::now();
+  // For TLS the handshake counts against the connect timeout too.
   arm_timer(last_activity_ + core_.config.connect_timeout);
+  if (tls_) {
+    static_cast<TlsConnection*>(this)->start_handshake();
+    return;
+  }
   arm_read();
 }
 
@@ -198,6 +210,10 @@ const std::string& Connection::instance_id() const {
 void Connection::arm_read() {
   if (read_armed_ || socket_closed_) return;
   read_armed_ = true;
+  if (tls_) {
+    static_cast<TlsConnection*>(this)->arm_read();
+    return;
+  }
   socket_.async_wait(asio::ip::tcp::socket::wait_read,
                      asio::bind_allocator(ReadWaitAllocator<void>(),
                                           [self = shared_from_this()](const error_code& ec) {
@@ -1073,6 +1089,10 @@ void Connection::flush() {
     return;
   }
   writing_ = true;
+  if (tls_) {
+    static_cast<TlsConnection*>(this)->write(gather);
+    return;
+  }
   asio::async_write(socket_, gather,
                     [self = shared_from_this()](const error_code& ec, std::size_t bytes) {
                       self->on_written(ec, bytes);
@@ -1223,6 +1243,10 @@ void Connection::abort_connection() {
 void Connection::begin_lingering_close() {
   if (send_shut_down_ || socket_closed_) return;
   send_shut_down_ = true;
+  if (tls_) {
+    static_cast<TlsConnection*>(this)->begin_lingering_close();
+    return;
+  }
   error_code ec;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
   if (ec) {
@@ -1397,6 +1421,95 @@ void Connection::on_deadline() {
       hard_close(true);  // the peer does not read (or does not close): reset
       break;
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// TLS transport
+
+namespace {
+// Plaintext bytes per TLS read: one full TLS record.
+constexpr std::size_t kTlsReadBufferSize = 16 * 1024;
+// A write buffer above this is not kept once the write is done.
+constexpr std::size_t kMaxIdleTlsWriteCapacity = 16 * 1024;
+}  // namespace
+
+TlsConnection::TlsConnection(Core& core, Socket socket,
+                             std::shared_ptr<boost::asio::ssl::context> context)
+    : Connection(core, std::move(socket), TlsTag{}),
+      context_(std::move(context)),
+      stream_(socket_, *context_) {}
+
+void TlsConnection::start_handshake() {
+  auto self = std::static_pointer_cast<TlsConnection>(shared_from_this());
+  stream_.async_handshake(asio::ssl::stream_base::server, [self](const error_code& ec) {
+    if (self->socket_closed_) return;
+    if (ec) {
+      // Wrong protocol version, no or a wrong client certificate, plain MQTT on the TLS port...
+      log::debug("TLS handshake from ", self->remote_address_, " failed: ", ec.message());
+      self->phase_ = Phase::closing;
+      self->end_session(EndReason::abnormal);
+      self->hard_close(false);
+      return;
+    }
+    self->handshake_done_ = true;
+    self->last_activity_ = Clock::now();
+    self->read_buffer_.resize(kTlsReadBufferSize);
+    self->Connection::arm_read();
+  });
+}
+
+void TlsConnection::arm_read() {
+  // read_armed_ is already set by Connection::arm_read.
+  stream_.async_read_some(
+      asio::buffer(read_buffer_),
+      [self = std::static_pointer_cast<TlsConnection>(shared_from_this())](
+          const error_code& ec, std::size_t bytes) { self->on_read(ec, bytes); });
+}
+
+void TlsConnection::on_read(const error_code& ec, std::size_t bytes) {
+  read_armed_ = false;
+  if (socket_closed_) return;
+  if (ec) {
+    if (phase_ == Phase::closing) {
+      hard_close(false);  // the peer closed (close_notify or EOF): the close is complete
+    } else {
+      abort_connection();
+    }
+    return;
+  }
+  last_activity_ = Clock::now();
+  if (phase_ != Phase::closing) {
+    consume(std::span<const std::uint8_t>(read_buffer_.data(), bytes));
+    if (socket_closed_ || read_paused_) return;
+  }
+  Connection::arm_read();
+}
+
+void TlsConnection::write(const std::vector<asio::const_buffer>& gather) {
+  write_buffer_.clear();
+  for (const auto& buffer : gather) {
+    write_buffer_.append(static_cast<const char*>(buffer.data()), buffer.size());
+  }
+  asio::async_write(stream_, asio::buffer(write_buffer_),
+                    [self = std::static_pointer_cast<TlsConnection>(shared_from_this())](
+                        const error_code& ec, std::size_t bytes) {
+                      if (self->write_buffer_.capacity() > kMaxIdleTlsWriteCapacity) {
+                        std::string().swap(self->write_buffer_);
+                      }
+                      self->on_written(ec, bytes);
+                    });
+}
+
+// Sends close_notify, then (like the plain path) reads and discards until the peer closes or
+// close_timeout passes.
+void TlsConnection::begin_lingering_close() {
+  if (!handshake_done_) {
+    hard_close(false);
+    return;
+  }
+  stream_.async_shutdown([self = std::static_pointer_cast<TlsConnection>(shared_from_this())](
+                             const error_code&) { self->hard_close(false); });
+  Connection::arm_read();
 }
 
 }  // namespace credmq::broker::detail

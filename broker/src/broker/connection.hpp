@@ -8,6 +8,8 @@
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -26,6 +28,8 @@
 #include "fifo.hpp"
 
 namespace credmq::broker::detail {
+
+class TlsConnection;
 
 // Topic Aliases this server sets for its PUBLISHes to one MQTT 5 connection, up to the
 // client's Topic Alias Maximum: first come, first served, never replaced, so a topic's alias
@@ -53,6 +57,7 @@ class Connection : public auth::RevocableSession, public std::enable_shared_from
   ~Connection() override;
 
   void start();
+  bool is_tls() const { return tls_; }
 
   // Any thread. Marks the session dead at once and posts the close (DISCONNECT 0x98).
   void revoke() override;
@@ -61,8 +66,14 @@ class Connection : public auth::RevocableSession, public std::enable_shared_from
   // Any thread: post a drain of the session queue.
   void post_wake();
 
+ protected:
+  struct TlsTag {};
+  // For TlsConnection: the same connection whose bytes go through its TLS stream.
+  Connection(Core& core, Socket socket, TlsTag);
+
  private:
   friend class DeadlineQueue<Connection>;
+  friend class TlsConnection;
   enum class Phase : std::uint8_t { awaiting_connect, authenticating, connected, closing };
   enum class EndReason { client_disconnect, abnormal, taken_over, revoked, server_shutdown };
 
@@ -191,7 +202,13 @@ class Connection : public auth::RevocableSession, public std::enable_shared_from
   Phase phase_ = Phase::awaiting_connect;
   std::atomic<bool> revoked_{false};
   bool session_ended_ = false;
-  bool counted_connected_ = false;  // in instance_->clients_connected
+  // Bit-fields sharing one byte: both are read only when connecting and closing.
+  bool counted_connected_ : 1 = false;  // in instance_->clients_connected
+  // A TlsConnection: reads, writes, the start and the lingering close go through its TLS
+  // stream. A bit beside a cold flag (not a virtual call, a pointer or a byte more), so a
+  // plain TCP connection keeps its size (256 bytes) and takes one predictable branch per read
+  // wake-up, write and close.
+  const bool tls_ : 1 = false;
   bool socket_closed_ = false;
   bool send_shut_down_ = false;
   bool read_armed_ = false;
@@ -200,6 +217,31 @@ class Connection : public auth::RevocableSession, public std::enable_shared_from
 
   // Write side.
   std::unique_ptr<WriteState> write_;
+};
+
+// A connection on a TLS listener. The MQTT logic is Connection's; only the transport differs:
+// the TLS stream wraps Connection's socket, handshakes first (within connect_timeout), reads
+// into a buffer of its own (TLS records must be decrypted whole; the plain path's per-thread
+// buffer plus non-blocking reads cannot be used), writes a linearised copy of the gather
+// (one TLS record per gathered piece would be wasteful), and closes with close_notify.
+class TlsConnection final : public Connection {
+ public:
+  TlsConnection(Core& core, Socket socket, std::shared_ptr<boost::asio::ssl::context> context);
+
+ private:
+  friend class Connection;
+  void start_handshake();
+  void arm_read();
+  void on_read(const boost::system::error_code& ec, std::size_t bytes);
+  void write(const std::vector<boost::asio::const_buffer>& gather);
+  void begin_lingering_close();
+
+  // The context this connection was accepted with; a reload does not affect it.
+  std::shared_ptr<boost::asio::ssl::context> context_;
+  boost::asio::ssl::stream<Socket&> stream_;
+  std::vector<std::uint8_t> read_buffer_;  // after the handshake
+  std::string write_buffer_;
+  bool handshake_done_ = false;
 };
 
 }  // namespace credmq::broker::detail

@@ -16,6 +16,7 @@
 #include "credmq/auth/credential_service.hpp"
 #include "credmq/auth/failure_throttle.hpp"
 #include "credmq/broker/topic_rules.hpp"
+#include "credmq/common/tls.hpp"
 
 namespace credmq {
 
@@ -26,6 +27,16 @@ struct ServerOptions {
   std::vector<boost::asio::ip::tcp::endpoint> mqtt_listen{
       {boost::asio::ip::make_address("0.0.0.0"), 1883}};
   boost::asio::ip::tcp::endpoint admin_listen{boost::asio::ip::make_address("127.0.0.1"), 8080};
+  // MQTT over TLS (TLS 1.2 minimum) on these endpoints; empty = no TLS listener. Needs
+  // mqtt_tls.certificate and .private_key; .ca (+ require_client_certificate) for mutual TLS.
+  std::vector<boost::asio::ip::tcp::endpoint> mqtt_tls_listen;
+  tls::ServerFiles mqtt_tls;
+  // HTTPS for the admin API when admin_tls.certificate is set (its ca and
+  // require_client_certificate work as for MQTT).
+  tls::ServerFiles admin_tls;
+  // start() refuses an admin_listen address that is not loopback unless the admin API uses
+  // TLS or this is set.
+  bool admin_insecure = false;
   bool allow_anonymous = false;  // anonymous clients land on default_instance
   std::string default_instance = kDefaultInstanceId;
   std::vector<std::string> instances;  // declared in addition to the default one
@@ -81,6 +92,13 @@ class Server {
   void stop();
 
   std::vector<boost::asio::ip::tcp::endpoint> mqtt_endpoints() const;
+  std::vector<boost::asio::ip::tcp::endpoint> mqtt_tls_endpoints() const;
+  bool admin_uses_tls() const;
+  // Re-reads the certificate, key and CA files of the MQTT TLS and admin HTTPS listeners
+  // (SIGHUP). Existing connections keep their session; new handshakes use the new files. A
+  // listener whose files fail to load keeps its old context; the error is logged. Returns
+  // whether every configured listener reloaded. Any thread.
+  bool reload_tls();
   boost::asio::ip::tcp::endpoint admin_endpoint() const;
   const AdminCredentials& admin_credentials() const;
   // True when this start created the admin key pair (first start on an empty data dir).

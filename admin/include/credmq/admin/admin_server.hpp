@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "credmq/auth/credential_service.hpp"
+#include "credmq/common/tls.hpp"
 
 namespace credmq::admin {
 
@@ -22,6 +23,9 @@ struct AdminConfig {
   // Unexpired SignatureNonces remembered for replay protection; when full, requests get
   // 500 SystemOverFlow rather than a nonce being forgotten early.
   std::size_t max_remembered_nonces = 1'000'000;
+  // HTTPS when set: each connection handshakes with the provider's current context (so a
+  // reload() affects new connections only). Shared with the owner.
+  std::shared_ptr<tls::ContextProvider> tls;
 };
 
 class AdminServer {

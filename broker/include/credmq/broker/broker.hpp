@@ -15,11 +15,17 @@
 #include "credmq/auth/revocation_hub.hpp"
 #include "credmq/broker/persistence.hpp"
 #include "credmq/broker/topic_rules.hpp"
+#include "credmq/common/tls.hpp"
 
 namespace credmq::broker {
 
 struct BrokerConfig {
   std::vector<boost::asio::ip::tcp::endpoint> listen;  // port 0 = ephemeral
+  // MQTT over TLS: these listeners handshake with `tls`'s current context (required when
+  // tls_listen is not empty), then serve exactly as the plain ones. Shared with the owner,
+  // which may reload() it at any time.
+  std::vector<boost::asio::ip::tcp::endpoint> tls_listen;
+  std::shared_ptr<tls::ContextProvider> tls;
   // When set, clients without a username are accepted on this instance.
   std::optional<std::string> anonymous_instance;
   std::size_t max_packet_size = 1024 * 1024;
@@ -86,6 +92,7 @@ class Broker {
   // listeners accept connections.
   void start();
   std::vector<boost::asio::ip::tcp::endpoint> bound_endpoints() const;
+  std::vector<boost::asio::ip::tcp::endpoint> bound_tls_endpoints() const;
   // Stops accepting, sends MQTT 5 clients DISCONNECT 0x8B, closes every connection, joins
   // the I/O threads, then saves the state (if configured). Idempotent.
   void stop();
