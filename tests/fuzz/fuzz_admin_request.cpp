@@ -1,14 +1,20 @@
 // libFuzzer target: the admin API request path, from the raw query string and body to the
 // JSON reply, over an in-memory store.
-// Input: one flags byte, then the query string, a '\n', then the body.
+// Input: up to 8 requests separated by NUL bytes (a raw NUL is never valid in a query or form
+// body), run in order against one fresh store and handler (so Register, then Get, List...
+// can be found). Each request: one flags byte, then the query string, a '\n', then the body.
 //   bit 0: POST (else GET)          bit 1: the body is a form (Content-Type form-urlencoded)
 //   bit 2: an Authorization header  bit 3: sign the request as a client would: the decoded
-//          parameters get the known AccessKeyId, a fresh nonce, the current Timestamp (unless
-//          bit 4) and a valid Signature, so the fuzzer reaches the actions past the signature
+//          parameters get the known AccessKeyId, a fresh nonce (bit 6: the previous one), the
+//          current Timestamp (unless bit 4) and a valid Signature, so the fuzzer reaches the
+//          actions past the signature
+//   bit 5: rate limit at 1 call per second (set on the first request)
 // Checked: parse_form_into() never throws, and its result survives re-encoding (percent_encode)
 // and parsing again; handle() never throws, answers a known status with a JSON object holding
 // RequestId (and Code/Message/HostId on errors), and a signed valid request is not refused for
-// its signature.
+// its signature or a missing common parameter.
+// Everything lives for one input only: state kept across inputs would make libFuzzer's leak
+// check (malloc/free imbalance) scan the heap after every input.
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 #include <cstddef>
@@ -151,29 +157,17 @@ std::string form_encode(const Params& params) {
 
 struct World {
   MemoryStore store;
-  auth::RevocationHub hub;
+  auth::RevocationHub hub{64};
   auth::CredentialService credentials{store, hub};
   std::unique_ptr<admin::ApiHandler> handler;
-  std::size_t calls = 0;
   std::uint64_t nonce = 0;
 };
 
-World& world() {
-  static World* instance = [] {
-    log::set_level(log::Level::off);
-    return new World;
-  }();
-  return *instance;
-}
-
 const std::set<unsigned> kStatuses = {200, 400, 403, 404, 500};
 
-}  // namespace
-
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  if (size < 1) return 0;
-  const std::uint8_t flags = data[0];
-  const std::string_view rest(reinterpret_cast<const char*>(data + 1), size - 1);
+void run_request(World& w, std::string_view record) {
+  const std::uint8_t flags = static_cast<std::uint8_t>(record[0]);
+  const std::string_view rest = record.substr(1);
   const std::size_t newline = rest.find('\n');
   const std::string_view query = rest.substr(0, newline);
   const std::string_view body =
@@ -189,11 +183,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (const auto& [name, value] : parsed) require(!name.empty(), "empty parameter name kept");
   }
 
-  World& w = world();
-  // A fresh handler now and then, so the nonce cache stays small.
-  if (!w.handler || ++w.calls % 4096 == 0) {
+  if (!w.handler) {
     admin::ApiConfig config;
-    config.calls_per_second_per_account = (flags & 0x20) ? 1e9 : 0;
+    config.calls_per_second_per_account = (flags & 0x20) ? 1 : 0;
     w.handler = std::make_unique<admin::ApiHandler>(config, w.credentials);
   }
 
@@ -212,7 +204,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       params["SignatureMethod"] = "HMAC-SHA1";
       params["SignatureVersion"] = "1.0";
       params["Version"] = std::string(admin::kApiVersion);
-      params["SignatureNonce"] = "fuzz-" + std::to_string(++w.nonce);
+      if (!(flags & 0x40)) ++w.nonce;
+      params["SignatureNonce"] = "fuzz-" + std::to_string(w.nonce);
       if (!(flags & 0x10) || !params.contains("Timestamp")) {
         params["Timestamp"] = admin::test_support::utc_timestamp();
       }
@@ -246,6 +239,27 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 response.code == "MissingParameter.ClientId" ||
                 response.code == "MissingParameter.GroupId",
             "a signed request misses a common parameter");
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  log::set_level(log::Level::off);
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string_view input(reinterpret_cast<const char*>(data), size);
+  World world;
+  std::size_t start = 0;
+  for (int requests = 0; requests < 8 && start < input.size(); ++requests) {
+    const std::size_t end = input.find('\0', start);
+    const std::string_view record =
+        input.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+    if (!record.empty()) run_request(world, record);
+    if (end == std::string_view::npos) break;
+    start = end + 1;
   }
   return 0;
 }
