@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything credmq needs to build, run and test, from Debian 12's packages (and the
 # npm packages of the integration tests). Idempotent: skips apt-get when all is present.
+#   --test  also the npm packages of the integration tests
+#   --fuzz  also clang-14 and its libFuzzer/sanitizer runtimes (scripts/fuzz.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +18,9 @@ packages=(
   openssl  # the CLI: test_tls.py makes its certificates with it
 )
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
+if [[ " $* " == *" --fuzz "* ]]; then
+  packages+=(clang-14 libclang-rt-14-dev)
+fi
 
 missing=()
 for package in "${packages[@]}"; do
@@ -29,6 +34,6 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if [[ "${1:-}" == "--test" ]]; then
+if [[ " $* " == *" --test "* ]]; then
   (cd tests/integration/node && npm ci --no-audit --no-fund --loglevel=error)
 fi
