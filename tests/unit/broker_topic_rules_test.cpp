@@ -132,9 +132,33 @@ TEST(TopicRulesMatch, AFilterIsAllowedOnlyWhenThePatternCoversIt) {
 
 constexpr char kDevice[] = "GID_g@@@dev1";
 
+// Keeps what the broker saved, for the next Broker to load (the SQLite store's role).
+class MemoryPersistence : public StatePersistence {
+ public:
+  std::vector<PersistedInstance> load() override {
+    std::lock_guard lock(mutex_);
+    return saved_;
+  }
+  void save(const std::vector<PersistedInstance>& instances) override {
+    std::lock_guard lock(mutex_);
+    for (const auto& instance : instances) {
+      std::erase_if(saved_, [&](const auto& old) { return old.id == instance.id; });
+      saved_.push_back(instance);
+    }
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<PersistedInstance> saved_;
+};
+
 class TopicRulesBrokerTest : public BrokerTest {
  protected:
   void SetUp() override {}
+
+  // A test's persistence outlives the broker: BrokerTest::TearDown() stops the broker (which
+  // saves its state into it) before the fixture's members are destroyed.
+  MemoryPersistence persistence_;
 
   void start_with(std::initializer_list<const char*> texts,
                   StatePersistence* persistence = nullptr) {
@@ -263,29 +287,8 @@ TEST_F(TopicRulesBrokerTest, InstancesWithoutRulesAllowEverything) {
   EXPECT_EQ(denied->receive_bytes(), bytes({0x90, 0x04, 0x00, 0x01, 0x00, 0x87}));
 }
 
-// Keeps what the broker saved, for the next Broker to load (the SQLite store's role).
-class MemoryPersistence : public StatePersistence {
- public:
-  std::vector<PersistedInstance> load() override {
-    std::lock_guard lock(mutex_);
-    return saved_;
-  }
-  void save(const std::vector<PersistedInstance>& instances) override {
-    std::lock_guard lock(mutex_);
-    for (const auto& instance : instances) {
-      std::erase_if(saved_, [&](const auto& old) { return old.id == instance.id; });
-      saved_.push_back(instance);
-    }
-  }
-
- private:
-  std::mutex mutex_;
-  std::vector<PersistedInstance> saved_;
-};
-
 TEST_F(TopicRulesBrokerTest, ARestoredSessionLosesSubscriptionsTheNewRulesForbid) {
-  MemoryPersistence persistence;
-  start_with({"allow pubsub #"}, &persistence);
+  start_with({"allow pubsub #"}, &persistence_);
   {
     auto c = connected(kDevice, ProtocolVersion::v3_1_1, user(), /*clean=*/false);
     c->subscribe("other/#", 1, 1);
@@ -301,7 +304,7 @@ TEST_F(TopicRulesBrokerTest, ARestoredSessionLosesSubscriptionsTheNewRulesForbid
   }
   broker_.reset();  // stops and saves
 
-  start_with({"allow pubsub devices/%d/#", "allow publish #"}, &persistence);
+  start_with({"allow pubsub devices/%d/#", "allow publish #"}, &persistence_);
   auto c = client();
   auto connack = c->connect(make_connect(kDevice, user(), /*clean=*/false));
   EXPECT_EQ(connack.reason_code, 0);
