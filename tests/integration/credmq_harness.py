@@ -23,6 +23,10 @@ import urllib.parse
 import uuid
 
 CREDMQ_BIN = os.environ.get("CREDMQ_BIN", "build/server/credmq")
+# The first line of an AddressSanitizer, LeakSanitizer, UndefinedBehaviorSanitizer or
+# ThreadSanitizer report.
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "WARNING: ThreadSanitizer")
 NODE_CLIENTS = os.environ.get(
     "CREDMQ_NODE_CLIENTS", os.path.join(os.path.dirname(__file__), "node"))
 DEFAULT_DEADLINE = 10.0
@@ -193,9 +197,17 @@ class Credmq:
         code = self.proc.returncode if self.proc else None
         if getattr(self, "_log", None) and not self._log.closed:
             self._log.close()
-            leaked = secrets_in(self.log_text())
+            text = self.log_text()
+            leaked = secrets_in(text)
             if leaked:
                 raise AssertionError(f"secrets in the broker's log {self.log_path}: {leaked}")
+            # A sanitizer build (scripts/test.sh --sanitize / --tsan) reports on stderr, which
+            # is this log; a report must fail the test even when the exit status is not looked at.
+            reports = [marker for marker in SANITIZER_MARKERS if marker in text]
+            if reports:
+                start = min(text.index(marker) for marker in reports)
+                raise AssertionError(f"sanitizer report in the broker's log {self.log_path}:\n"
+                                     + text[start:start + 6000])
         return code
 
     def cleanup(self):
