@@ -22,6 +22,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../../admin/src/signature.hpp"  // internal header, reached relative to this file
@@ -52,6 +53,9 @@ constexpr char kJsonContentType[] = "application/json;charset=utf-8";
 class FakeStore : public storage::Store {
  public:
   std::atomic<bool> fail{false};
+  std::atomic<int> hold_registration_us{0};
+  std::atomic<int> registrations_running{0};
+  std::atomic<int> max_registrations_running{0};
 
   void ensure_instance(std::string_view instance_id) override {
     check();
@@ -95,6 +99,14 @@ class FakeStore : public storage::Store {
   storage::CredentialChange register_credential(std::string_view instance_id,
                                                 std::string_view client_id) override {
     check();
+    // How many registrations run at once (the pool has two threads), held a little so that
+    // overlapping calls would be seen.
+    const int running = ++registrations_running;
+    int seen = max_registrations_running.load();
+    while (running > seen && !max_registrations_running.compare_exchange_weak(seen, running)) {
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(hold_registration_us.load()));
+    --registrations_running;
     std::lock_guard lock(mutex_);
     storage::CredentialChange change;
     auto& slot = credentials_[{std::string(instance_id), std::string(client_id)}];
@@ -752,6 +764,44 @@ TEST_F(AdminServerTest, SlowlorisHeaderIsClosedByTheRequestDeadline) {
   EXPECT_LT(elapsed, std::chrono::seconds(5));
 }
 
+TEST_F(AdminServerTest, SlowlorisBodyIsClosedByTheRequestDeadline) {
+  AdminConfig config;
+  config.idle_timeout = std::chrono::seconds(3);
+  start(config);
+  Client connection = client();
+  const auto opened = std::chrono::steady_clock::now();
+  // A complete header at once, then the body a byte a second: the deadline set when the
+  // server started reading the request still applies.
+  connection.write_raw(
+      "POST / HTTP/1.1\r\nHost: admin.test\r\nContent-Type: "
+      "application/x-www-form-urlencoded\r\nContent-Length: 64\r\n\r\n");
+  bool closed = false;
+  for (int i = 0; i < 64; ++i) {
+    beast::error_code ec;
+    const char byte = 'a';
+    net::write(connection.socket(), net::buffer(&byte, 1), ec);
+    if (ec || connection.closed_silently_within(std::chrono::seconds(1))) {
+      closed = true;
+      break;
+    }
+  }
+  const auto elapsed = std::chrono::steady_clock::now() - opened;
+  EXPECT_TRUE(closed);
+  EXPECT_GE(elapsed, std::chrono::milliseconds(2990));
+  EXPECT_LT(elapsed, std::chrono::seconds(5));
+}
+
+TEST_F(AdminServerTest, HeaderOverSixteenKiBIsAJsonErrorThenClose) {
+  Client connection = client();
+  connection.write_raw("GET /?Action=x HTTP/1.1\r\nHost: admin.test\r\nX-Big: " +
+                       std::string(17 * 1024, 'a') + "\r\n\r\n");
+  const Reply reply = connection.read();
+  EXPECT_EQ(reply.status, 400u);
+  EXPECT_EQ(reply.body.at("Code").as_string(), "ParameterCheckFailed");
+  EXPECT_FALSE(reply.raw.keep_alive());
+  EXPECT_TRUE(connection.closed_by_server());
+}
+
 TEST_F(AdminServerTest, BodyTooLargeAtTheDefaultLimit) {
   Client connection = client();  // AdminConfig defaults: 64 KiB
   const Reply accepted =
@@ -819,6 +869,38 @@ TEST_F(AdminServerTest, PipelinedRequestsAreAnsweredInOrder) {
   EXPECT_TRUE(a.body.contains("DeviceCredential"));
   EXPECT_EQ(b.status, 200u);
   EXPECT_EQ(b.body.size(), 1u);
+}
+
+// A bounded queue per connection: the server reads the next request only after the reply
+// to the previous one is written, so 100 requests pipelined in one write are handled one at a
+// time (never two at once on the pool's two threads) and answered in order; the rest wait in
+// the socket and the session's read buffer.
+TEST_F(AdminServerTest, HundredPipelinedRequestsInOneWriteRunOneAtATimeInOrder) {
+  constexpr int kRequests = 100;
+  store_.hold_registration_us = 2000;
+  Client connection = client();
+  std::string pipelined;
+  for (int i = 0; i < kRequests; ++i) {
+    const auto params = signed_params(
+        "GET", common_params("RegisterDeviceCredential",
+                             {{"InstanceId", kInstance},
+                              {"ClientId", "GID_test@@@pipelined-" + std::to_string(i)}}));
+    pipelined += "GET /?" + form_encode(params) + " HTTP/1.1\r\nHost: admin.test\r\n\r\n";
+  }
+  connection.write_raw(pipelined);
+  for (int i = 0; i < kRequests; ++i) {
+    const Reply reply = connection.read();
+    ASSERT_EQ(reply.status, 200u) << "reply " << i << ": " << reply.raw.body();
+    EXPECT_TRUE(reply.raw.keep_alive());
+    expect_credential(reply.body, "GID_test@@@pipelined-" + std::to_string(i));
+  }
+  EXPECT_EQ(store_.max_registrations_running.load(), 1);
+  // The connection is still usable afterwards.
+  const auto last = signed_params(
+      "GET", common_params("GetDeviceCredential",
+                           {{"InstanceId", kInstance}, {"ClientId", "GID_test@@@pipelined-99"}}));
+  const Reply fetched = connection.send(http::verb::get, "/?" + form_encode(last));
+  EXPECT_EQ(fetched.status, 200u) << fetched.raw.body();
 }
 
 TEST_F(AdminServerTest, HostIdFallsBackToTheListenerAddress) {
