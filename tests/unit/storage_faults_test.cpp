@@ -5,9 +5,12 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <fstream>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "credmq/common/crypto.hpp"
 #include "credmq/storage/fault_injection.hpp"
@@ -149,6 +152,51 @@ TEST_P(StorageFaultTest, BrokerStateSavesFailAndAreRetriedLater) {
   ASSERT_EQ(loaded.size(), 1u);
   ASSERT_EQ(loaded[0].sessions.size(), 1u);
   EXPECT_EQ(loaded[0].sessions[0].client_id, "GID_test@@@s");
+}
+
+// The thread interplay of the probe (scripts/test.sh --tsan runs this): CONNECT threads call
+// available() (which may run the probe write) while admin threads write and read and the fault
+// comes and goes. Nothing may crash or deadlock, and once the fault is gone for good the store
+// becomes available and every write succeeds.
+TEST_P(StorageFaultTest, ProbesRaceWritesAndReadsWhileTheFaultComesAndGoes) {
+  std::atomic<bool> stop{false};
+  std::atomic<int> probes{0};
+  std::atomic<int> writes{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&] {
+      while (!stop.load()) {
+        store_->available();
+        ++probes;
+      }
+    });
+  }
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; !stop.load(); ++i) {
+        const std::string client_id =
+            "GID_test@@@race-" + std::to_string(t) + "-" + std::to_string(i % 8);
+        try {
+          store_->register_credential(kInstance, client_id);
+          store_->get_credential(kInstance, client_id);
+          ++writes;
+        } catch (const StorageError&) {
+        }
+      }
+    });
+  }
+  for (int round = 0; round < 6; ++round) {
+    set_storage_fault(round % 2 == 0 ? GetParam() : StorageFault::none);
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  }
+  set_storage_fault(StorageFault::none);
+  EXPECT_TRUE(becomes_available());
+  stop = true;
+  for (auto& thread : threads) thread.join();
+  EXPECT_GT(probes.load(), 0);
+  EXPECT_GT(writes.load(), 0);
+  EXPECT_TRUE(store_->register_credential(kInstance, "GID_test@@@after").current);
+  EXPECT_TRUE(store_->available());
 }
 
 INSTANTIATE_TEST_SUITE_P(Faults, StorageFaultTest,
