@@ -2,7 +2,7 @@
 # Installs what is missing, builds everything and runs every test (unit + integration).
 #   scripts/test.sh              the README's test command (CI runs it)
 #   scripts/test.sh --sanitize   the same suite built with ASan+UBSan, in build-asan/
-#   scripts/test.sh --tsan       the concurrency-heavy unit tests and integration tests under
+#   scripts/test.sh --tsan       the concurrency-heavy unit tests and the integration tests under
 #                                ThreadSanitizer, in build-tsan/ (lists below)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,15 +11,18 @@ scripts/install-deps.sh --test
 if [[ "${1:-}" == "--tsan" ]]; then
   # Unit tests with thread interplay: revocation hub stress, broker revocation during traffic
   # and racing takeovers (broker_mqtt*), the persistence thread, the embedded server's
-  # start/stop, the admin server's I/O thread and pool, concurrent authentications, and the
-  # storage probe racing writes while faults come and go.
+  # start/stop, the admin server's I/O thread and pool, concurrent authentications, the
+  # storage probe racing writes while faults come and go, concurrent store writers and
+  # readers, connection limits and CONNECT deadlines across the I/O threads.
   tsan_tests=(auth_revocation_hub_test broker_mqtt_test broker_mqtt5_test broker_persistence_test
-              server_embedding_test admin_server_test auth_authenticator_test storage_faults_test)
-  # The credmq binary under TSan for the integration tests whose threads meet in the process:
-  # revocation racing reconnects, TLS (handshakes on the I/O threads, SIGHUP reloading the
-  # contexts from the signal thread), failing storage (CONNECT probes vs admin writes and the
-  # persistence thread).
-  tsan_integration=(test_revocation_race.py test_tls.py test_failing_storage.py)
+              server_embedding_test admin_server_test auth_authenticator_test storage_faults_test
+              storage_store_test broker_limits_test)
+  # Every integration test (test_*.py, about 45 s) against a TSan-built credmq: the threads
+  # meet in the real process there: revocation racing reconnects (test_revocation_race.py),
+  # takeovers (test_sessions.py), TLS handshakes on the I/O threads and SIGHUP reloading the
+  # contexts from the signal thread (test_tls.py), CONNECT probes vs admin writes vs the
+  # persistence thread under storage faults (test_failing_storage.py), kill -9 during
+  # concurrent admin calls (test_crash_safety.py).
   # -Wno-tsan: GCC 12 warns that Asio's atomic_thread_fence is not instrumented.
   cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCREDMQ_BUILD_BENCH=OFF \
     -DCMAKE_CXX_FLAGS="-fsanitize=thread -Wno-tsan" -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread \
@@ -31,10 +34,9 @@ if [[ "${1:-}" == "--tsan" ]]; then
     build-tsan/tests/unit/"$test" --gtest_brief=1
   done
   # The harness fails a test whose broker log holds a sanitizer report.
-  echo "== ${tsan_integration[*]} (credmq under ThreadSanitizer)"
+  echo "== integration tests (credmq under ThreadSanitizer)"
   (cd tests/integration && CREDMQ_BIN="$PWD/../../build-tsan/server/credmq" \
-     PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider \
-     "${tsan_integration[@]}")
+     PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider test_*.py)
   exit 0
 fi
 
