@@ -1,5 +1,6 @@
 #include "rules.hpp"
 
+#include <algorithm>
 #include <cstdint>
 
 namespace credmq::admin {
@@ -71,8 +72,16 @@ std::optional<std::chrono::system_clock::time_point> parse_timestamp(std::string
                                          std::chrono::month{static_cast<unsigned>(month)},
                                          std::chrono::day{static_cast<unsigned>(day)}};
   if (!date.ok()) return std::nullopt;
-  return std::chrono::sys_days{date} + std::chrono::hours{hour} + std::chrono::minutes{minute} +
-         std::chrono::seconds{second};
+  // In seconds first: a system_clock time point counts nanoseconds in 64 bits and holds only
+  // the years 1678-2261, so converting year 9999 (or 0001) overflowed (UB, found by
+  // fuzz_admin_request), and the window check's `timestamp - now` needs room too. Such dates
+  // are far outside any window: clamp them to 1970 / 2200, which the caller refuses as expired.
+  const std::chrono::sys_seconds exact = std::chrono::sys_days{date} + std::chrono::hours{hour} +
+                                         std::chrono::minutes{minute} +
+                                         std::chrono::seconds{second};
+  constexpr std::chrono::sys_seconds kEarliest{std::chrono::seconds{0}};  // 1970-01-01
+  constexpr std::chrono::sys_seconds kLatest{std::chrono::seconds{7'258'118'400}};  // 2200-01-01
+  return std::chrono::system_clock::time_point{std::clamp(exact, kEarliest, kLatest)};
 }
 
 std::optional<int> parse_bounded_int(std::string_view text, int min, int max) {

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdint>
+#include <string_view>
 
 // Internal headers of credmq_admin (not installed), reached relative to this file.
 #include "../../admin/src/form.hpp"
@@ -134,6 +136,27 @@ TEST(AdminRules, Timestamps) {
   EXPECT_FALSE(parse_timestamp("2020-05-19T10:33:56+08:00"));
   EXPECT_FALSE(parse_timestamp("1589884436"));
   EXPECT_FALSE(parse_timestamp(""));
+}
+
+// Found by fuzz_admin_request: years outside 1678-2261 overflowed the nanosecond time point
+// (UBSan: signed integer overflow), before the signature was even checked. They are clamped
+// to 1970 / 2200, far outside any timestamp window.
+TEST(AdminRules, TimestampsOutsideTheClockRangeAreClampedWithoutOverflow) {
+  using namespace std::chrono;
+  const auto seconds_of = [](std::string_view text) {
+    const auto parsed = parse_timestamp(text);
+    return parsed ? duration_cast<seconds>(parsed->time_since_epoch()).count() : -1;
+  };
+  constexpr std::int64_t k2200 = 7'258'118'400;
+  EXPECT_EQ(seconds_of("4040-04-20T12:00:00Z"), k2200);
+  EXPECT_EQ(seconds_of("9999-12-31T23:59:59.999Z"), k2200);
+  EXPECT_EQ(seconds_of("2262-04-12T00:00:00Z"), k2200);
+  EXPECT_EQ(seconds_of("2200-01-01T00:00:00Z"), k2200);
+  EXPECT_EQ(seconds_of("2199-12-31T23:59:59Z"), k2200 - 1);
+  EXPECT_EQ(seconds_of("0000-01-01T00:00:00Z"), 0);
+  EXPECT_EQ(seconds_of("1677-09-21T00:12:43Z"), 0);
+  EXPECT_EQ(seconds_of("1969-12-31T23:59:59Z"), 0);
+  EXPECT_EQ(seconds_of("1970-01-01T00:00:01Z"), 1);
 }
 
 TEST(AdminRules, BoundedInts) {
