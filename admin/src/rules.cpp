@@ -79,7 +79,7 @@ std::optional<std::chrono::system_clock::time_point> parse_timestamp(std::string
   const std::chrono::sys_seconds exact = std::chrono::sys_days{date} + std::chrono::hours{hour} +
                                          std::chrono::minutes{minute} +
                                          std::chrono::seconds{second};
-  constexpr std::chrono::sys_seconds kEarliest{std::chrono::seconds{0}};  // 1970-01-01
+  constexpr std::chrono::sys_seconds kEarliest{std::chrono::seconds{0}};            // 1970-01-01
   constexpr std::chrono::sys_seconds kLatest{std::chrono::seconds{7'258'118'400}};  // 2200-01-01
   return std::chrono::system_clock::time_point{std::clamp(exact, kEarliest, kLatest)};
 }
