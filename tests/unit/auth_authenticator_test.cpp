@@ -429,6 +429,50 @@ TEST_F(AuthenticatorTest, AuthenticateRunsOnTheBlockingExecutor) {
   EXPECT_EQ(outcome->refusal, Refusal::server_unavailable);
 }
 
+// With the real store (its credential index answers), a DeviceCredential CONNECT is decided
+// at once on the calling thread, with the same outcomes as authenticate_now.
+TEST_F(AuthenticatorTest, DecidesDeviceCredentialsFromTheIndexWithoutThePool) {
+  DeviceCredentialAuthenticator direct(*real_store_, hub_, io_.get_executor(), limits());
+  auto decide = [&](const ConnectRequest& connect) {
+    std::optional<AuthResult> outcome;
+    direct.authenticate(connect, [&](AuthResult result) { outcome = std::move(result); });
+    EXPECT_TRUE(outcome) << "not decided inline";
+    return outcome.value_or(AuthResult{});
+  };
+  const auto epoch = hub_.epoch();
+  auto accepted = decide(device_request(credential_));
+  ASSERT_TRUE(accepted.accepted());
+  EXPECT_EQ(accepted.identity->instance_id, kInstance);
+  EXPECT_EQ(accepted.identity->mode, "DeviceCredential");
+  EXPECT_EQ(accepted.identity->key_id, credential_.access_key_id);
+  EXPECT_EQ(accepted.identity->credential_serial, credential_.serial);
+  EXPECT_EQ(accepted.identity->revocation_epoch, epoch);
+
+  auto wrong = device_request(credential_);
+  wrong.password = "TdyH2E2stRxzQGZgijzPcfDrEmk=";
+  EXPECT_EQ(decide(wrong).refusal, Refusal::bad_credentials);
+  EXPECT_EQ(decide(request(device_username(credential_, kOtherInstance),
+                           *device_request(credential_).password))
+                .refusal,
+            Refusal::not_authorized);
+  EXPECT_EQ(decide(request("DeviceCredential|DC.unknown|" + std::string(kInstance), "x")).refusal,
+            Refusal::bad_credentials);
+
+  // Refresh: the old password is refused at once, the new one accepted with the new serial
+  // and the epoch after the revocation.
+  const auto old_request = device_request(credential_);
+  const auto refreshed = *service_.refresh_device(kInstance, kClient);
+  EXPECT_EQ(decide(old_request).refusal, Refusal::bad_credentials);
+  accepted = decide(device_request(refreshed));
+  ASSERT_TRUE(accepted.accepted());
+  EXPECT_EQ(accepted.identity->credential_serial, refreshed.serial);
+  EXPECT_EQ(accepted.identity->revocation_epoch, hub_.epoch());
+  // Unregister: refused (unknown key id) from the moment the call returned.
+  ASSERT_TRUE(service_.unregister_device(kInstance, kClient));
+  EXPECT_EQ(decide(device_request(refreshed)).refusal, Refusal::bad_credentials);
+  EXPECT_EQ(io_.poll(), 0u);  // nothing was posted to the blocking executor
+}
+
 TEST_F(AuthenticatorTest, ConcurrentAuthenticationsAgree) {
   std::vector<storage::DeviceCredential> devices;
   for (int i = 0; i < 8; ++i) {
