@@ -3,6 +3,8 @@
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <functional>
+#include <iostream>
+#include <mutex>
 #include <thread>
 
 #include "credmq/auth/credential_service.hpp"
@@ -471,6 +473,63 @@ TEST_F(AuthenticatorTest, DecidesDeviceCredentialsFromTheIndexWithoutThePool) {
   ASSERT_TRUE(service_.unregister_device(kInstance, kClient));
   EXPECT_EQ(decide(device_request(refreshed)).refusal, Refusal::bad_credentials);
   EXPECT_EQ(io_.poll(), 0u);  // nothing was posted to the blocking executor
+}
+
+// mqtt-auth.md Revocation item 7 with the credential index: logins decided from memory while
+// another thread refreshes the credential (each refresh revokes the previous issuance) are
+// either refused, refused at bind, or bound and then revoked; none stays bound to a revoked
+// issuance without having been told.
+TEST_F(AuthenticatorTest, InMemoryLoginsRacingRevocationsNeverOutliveThem) {
+  DeviceCredentialAuthenticator direct(*real_store_, hub_, io_.get_executor(), limits());
+  struct Session : RevocableSession {
+    std::atomic<bool> revoked{false};
+    void revoke() override { revoked = true; }
+  };
+  std::mutex mutex;
+  storage::DeviceCredential latest = credential_;
+  std::atomic<bool> done{false};
+  std::thread refresher([&] {
+    for (int i = 0; i < 100; ++i) {
+      auto next = *service_.refresh_device(kInstance, kClient);
+      std::lock_guard lock(mutex);
+      latest = std::move(next);
+    }
+    done = true;
+  });
+  std::vector<std::pair<std::shared_ptr<Session>, std::int64_t>> bound;
+  int refused_at_bind = 0;
+  while (!done) {
+    storage::DeviceCredential credential;
+    {
+      std::lock_guard lock(mutex);
+      credential = latest;
+    }
+    const auto result = direct.authenticate_in_memory(device_request(credential));
+    ASSERT_TRUE(result);
+    if (!result->accepted()) continue;  // revoked before the lookup
+    auto session = std::make_shared<Session>();
+    const auto serial = result->identity->credential_serial;
+    switch (hub_.bind(serial, result->identity->revocation_epoch, session)) {
+      case RevocationHub::BindResult::bound:
+        bound.emplace_back(session, serial);
+        break;
+      case RevocationHub::BindResult::revoked:
+        ++refused_at_bind;
+        break;
+      case RevocationHub::BindResult::unknown:
+        FAIL() << "revocation log overflow";
+    }
+  }
+  refresher.join();
+  const auto current = real_store_->credential_serial(kInstance, kClient);
+  ASSERT_TRUE(current);
+  EXPECT_FALSE(bound.empty());
+  for (const auto& [session, serial] : bound) {
+    if (serial != *current) {
+      EXPECT_TRUE(session->revoked) << "serial " << serial;
+    }
+  }
+  std::cout << bound.size() << " bound, " << refused_at_bind << " refused at bind\n";
 }
 
 TEST_F(AuthenticatorTest, ConcurrentAuthenticationsAgree) {
