@@ -65,7 +65,21 @@ std::string DeviceCredentialAuthenticator::expected_password(std::string_view se
 
 void DeviceCredentialAuthenticator::authenticate(ConnectRequest request,
                                                  std::function<void(AuthResult)> done) {
-  // The store lookup and HMAC run on the blocking pool so an I/O thread never waits on disk.
+  // A DeviceCredential login is decided at once from the store's in-memory credential index
+  // (a hash lookup and one HMAC-SHA1, a few microseconds): no disk, no thread hop.
+  std::optional<AuthResult> decided;
+  try {
+    decided = authenticate_in_memory(request);
+  } catch (const std::exception& error) {
+    log::error("auth: unexpected failure for client ", request.client_id, ": ", error.what());
+    decided = AuthResult{std::nullopt, Refusal::server_unavailable};
+  }
+  if (decided) {
+    done(std::move(*decided));
+    return;
+  }
+  // Anything else (other modes, anonymous clients, a store that cannot answer from memory)
+  // runs on the blocking pool so an I/O thread never waits on disk.
   boost::asio::post(
       blocking_executor_, [this, request = std::move(request), done = std::move(done)]() mutable {
         AuthResult result;
@@ -89,23 +103,85 @@ bool DeviceCredentialAuthenticator::credential_current(std::string_view instance
   return serial != 0 && store_.credential_serial(instance_id, client_id) == serial;
 }
 
+std::optional<AuthResult> DeviceCredentialAuthenticator::authenticate_in_memory(
+    const ConnectRequest& request) {
+  if (!request.username || !request.password) return std::nullopt;
+  const auto username = parse_username(*request.username);
+  if (!username || username->mode != kDeviceCredentialMode) return std::nullopt;
+  // As authenticate_now: cheap refusal of repeat offenders first, not counted again.
+  if (throttle_.blocked(request.client_id, request.remote_address)) {
+    if (log::level() <= log::Level::debug) {
+      log::debug("auth: throttled client ", log::clip(request.client_id), " from ",
+                 request.remote_address);
+    }
+    return AuthResult{std::nullopt, Refusal::bad_credentials};
+  }
+  // Read before the lookup, as in authenticate_now (RevocationHub::bind). The index is
+  // updated after the commit and before the hub hears of a revocation, like the table.
+  const std::uint64_t epoch = hub_.epoch();
+  std::shared_ptr<const storage::IndexedCredential> credential;
+  switch (store_.find_credential_in_memory(username->key_id, credential)) {
+    case storage::Store::MemoryLookup::ask_the_store:
+      return std::nullopt;
+    case storage::Store::MemoryLookup::absent:
+      return refuse(request, username->key_id, Refusal::bad_credentials, "unknown key id");
+    case storage::Store::MemoryLookup::found:
+      break;
+  }
+  return check_device_credential(request, username->key_id,
+                                 username->instance_id, credential->instance_id,
+                                 credential->client_id, credential->access_key_secret,
+                                 credential->serial, epoch);
+}
+
+AuthResult DeviceCredentialAuthenticator::refuse(const ConnectRequest& request,
+                                                 std::string_view key_id, Refusal refusal,
+                                                 std::string_view why) {
+  if (refusal == Refusal::bad_credentials) {
+    throttle_.record_failure(request.client_id, request.remote_address);
+  }
+  // At info, as Mosquitto logs refused logins by default; throttled repeats stay at debug.
+  if (log::level() <= log::Level::info) {
+    log::info("auth: refused client ", log::clip(request.client_id), " key ", log::clip(key_id),
+              " from ", request.remote_address, ": ", refusal_name(refusal), " (", why, ")");
+  }
+  return AuthResult{std::nullopt, refusal};
+}
+
+AuthResult DeviceCredentialAuthenticator::accept(const ConnectRequest& request,
+                                                 Identity identity) {
+  throttle_.record_success(request.client_id);
+  if (log::level() <= log::Level::debug) {
+    log::debug("auth: accepted client ", log::clip(request.client_id), " key ", identity.key_id,
+               " mode ", identity.mode, " on ", identity.instance_id);
+  }
+  return AuthResult{std::move(identity), Refusal::bad_credentials};
+}
+
+AuthResult DeviceCredentialAuthenticator::check_device_credential(
+    const ConnectRequest& request, std::string_view key_id, std::string_view username_instance,
+    std::string_view instance_id, std::string_view client_id, std::string_view secret,
+    std::int64_t serial, std::uint64_t epoch) {
+  // A real key presented for another device or instance: refused as not authorized
+  // (the credential row implies its instance exists).
+  if (instance_id != username_instance || client_id != request.client_id) {
+    return refuse(request, key_id, Refusal::not_authorized,
+                  "key belongs to another client or instance");
+  }
+  if (!crypto::constant_time_equal(*request.password,
+                                   expected_password(secret, request.client_id))) {
+    return refuse(request, key_id, Refusal::bad_credentials, "wrong password");
+  }
+  return accept(request, Identity{std::string(instance_id), std::string(kDeviceCredentialMode),
+                                  std::string(key_id), serial, epoch});
+}
+
 AuthResult DeviceCredentialAuthenticator::authenticate_now(const ConnectRequest& request) {
   std::string_view key_id;
   auto refuse = [&](Refusal refusal, std::string_view why) {
-    if (refusal == Refusal::bad_credentials) {
-      throttle_.record_failure(request.client_id, request.remote_address);
-    }
-    // At info, as Mosquitto logs refused logins by default; throttled repeats stay at debug.
-    log::info("auth: refused client ", log::clip(request.client_id), " key ", log::clip(key_id),
-              " from ", request.remote_address, ": ", refusal_name(refusal), " (", why, ")");
-    return AuthResult{std::nullopt, refusal};
+    return this->refuse(request, key_id, refusal, why);
   };
-  auto accept = [&](Identity identity) {
-    throttle_.record_success(request.client_id);
-    log::debug("auth: accepted client ", log::clip(request.client_id), " key ", identity.key_id,
-               " mode ", identity.mode, " on ", identity.instance_id);
-    return AuthResult{std::move(identity), Refusal::bad_credentials};
-  };
+  auto accept = [&](Identity identity) { return this->accept(request, std::move(identity)); };
 
   // Cheap refusal of repeat offenders, before any store lookup. Not counted again.
   if (throttle_.blocked(request.client_id, request.remote_address)) {
@@ -144,18 +220,9 @@ AuthResult DeviceCredentialAuthenticator::authenticate_now(const ConnectRequest&
     if (username->mode == kDeviceCredentialMode) {
       const auto credential = store_.find_credential_by_key_id(username->key_id);
       if (!credential) return refuse(Refusal::bad_credentials, "unknown key id");
-      // A real key presented for another device or instance: refused as not authorized
-      // (the credential row implies its instance exists).
-      if (credential->instance_id != username->instance_id ||
-          credential->client_id != request.client_id) {
-        return refuse(Refusal::not_authorized, "key belongs to another client or instance");
-      }
-      if (!crypto::constant_time_equal(
-              password, expected_password(credential->access_key_secret, request.client_id))) {
-        return refuse(Refusal::bad_credentials, "wrong password");
-      }
-      return accept(Identity{credential->instance_id, std::string(kDeviceCredentialMode),
-                             credential->access_key_id, credential->serial, epoch});
+      return check_device_credential(request, credential->access_key_id, username->instance_id,
+                                     credential->instance_id, credential->client_id,
+                                     credential->access_key_secret, credential->serial, epoch);
     }
 
     const auto admin_key = store_.find_admin_key(username->key_id);

@@ -62,13 +62,13 @@ bool FailureThrottle::blocked(std::string_view client_id, std::string_view addre
                               Clock::time_point now) {
   std::lock_guard lock(mutex_);
   if (now - last_prune_ >= limits_.window) prune(now);
-  auto over = [&](std::unordered_map<std::string, Counter>& counters, std::string_view key,
-                  std::size_t limit) {
-    if (limit == 0) return false;
-    auto it = counters.find(std::string(key));
+  auto over = [&](Counters& counters, std::string_view key, std::size_t limit) {
+    if (limit == 0 || counters.empty()) return false;
+    auto it = counters.find(key);
     return it != counters.end() && estimate(it->second, now) >= static_cast<double>(limit);
   };
   if (over(by_client_id_, client_id, limits_.max_failures_per_client_id)) return true;
+  if (by_address_.empty()) return false;  // the usual case: no address to check
   if (!limits_.throttle_loopback_addresses && is_loopback(address)) return false;
   return over(by_address_, address, limits_.max_failures_per_address);
 }
@@ -77,10 +77,9 @@ void FailureThrottle::record_failure(std::string_view client_id, std::string_vie
                                      Clock::time_point now) {
   std::lock_guard lock(mutex_);
   if (now - last_prune_ >= limits_.window) prune(now);
-  auto count = [&](std::unordered_map<std::string, Counter>& counters, std::string_view key,
-                   std::size_t limit) {
+  auto count = [&](Counters& counters, std::string_view key, std::size_t limit) {
     if (limit == 0) return;
-    auto it = counters.find(std::string(key));
+    auto it = counters.find(key);
     if (it == counters.end()) {
       if (counters.size() >= kMaxTrackedKeys) prune(now);
       if (counters.size() >= kMaxTrackedKeys) return;
@@ -96,7 +95,7 @@ void FailureThrottle::record_failure(std::string_view client_id, std::string_vie
 
 void FailureThrottle::record_success(std::string_view client_id) {
   std::lock_guard lock(mutex_);
-  by_client_id_.erase(std::string(client_id));
+  if (auto it = by_client_id_.find(client_id); it != by_client_id_.end()) by_client_id_.erase(it);
 }
 
 }  // namespace credmq::auth

@@ -1,8 +1,9 @@
 #include "credmq/common/crypto.hpp"
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include <algorithm>
@@ -26,6 +27,39 @@ CipherCtx new_cipher_ctx() {
   CipherCtx ctx(EVP_CIPHER_CTX_new(), &EVP_CIPHER_CTX_free);
   if (!ctx) throw CryptoError("EVP_CIPHER_CTX_new failed");
   return ctx;
+}
+
+// OpenSSL 3 looks an algorithm up by name in its provider store ("fetching") on every use of
+// a legacy accessor (EVP_aes_256_gcm(), EVP_sha1(), HMAC()): slow, and it takes locks. Fetch
+// once and keep the handle for the process's life.
+const EVP_CIPHER* aes_256_gcm() {
+  static EVP_CIPHER* const cipher = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+  if (cipher == nullptr) throw CryptoError("AES-256-GCM is not available");
+  return cipher;
+}
+
+// One HMAC-SHA1 context per thread, re-keyed for each computation (EVP_MAC_init keeps the
+// digest set once here).
+EVP_MAC_CTX* hmac_sha1_context() {
+  thread_local struct Context {
+    EVP_MAC_CTX* ctx = nullptr;
+    ~Context() { EVP_MAC_CTX_free(ctx); }
+  } context;
+  if (context.ctx == nullptr) {
+    static EVP_MAC* const mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+    if (mac == nullptr) throw CryptoError("HMAC is not available");
+    EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(mac);
+    if (ctx == nullptr) throw CryptoError("EVP_MAC_CTX_new failed");
+    char digest[] = "SHA1";
+    const OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_END};
+    if (EVP_MAC_CTX_set_params(ctx, params) != 1) {
+      EVP_MAC_CTX_free(ctx);
+      throw CryptoError("HMAC-SHA1 setup failed");
+    }
+    context.ctx = ctx;
+  }
+  return context.ctx;
 }
 }  // namespace
 
@@ -90,11 +124,14 @@ bool base64url_decode(std::string_view text, std::string& out) {
 
 std::string hmac_sha1(std::string_view key, std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  // OpenSSL 3 refuses a null key pointer even with length 0, and an empty view may carry one.
+  std::size_t len = 0;
+  // A null key pointer would mean "keep the previous key": an empty key must point somewhere.
   static const char kNoKey = '\0';
-  if (!HMAC(EVP_sha1(), key.empty() ? &kNoKey : key.data(), static_cast<int>(key.size()),
-            bytes(data), data.size(), md, &len)) {
+  EVP_MAC_CTX* ctx = hmac_sha1_context();
+  if (EVP_MAC_init(ctx, bytes(key.empty() ? std::string_view(&kNoKey, 0) : key), key.size(),
+                   nullptr) != 1 ||
+      EVP_MAC_update(ctx, bytes(data), data.size()) != 1 ||
+      EVP_MAC_final(ctx, md, &len, sizeof md) != 1) {
     throw CryptoError("HMAC-SHA1 failed");
   }
   return std::string(reinterpret_cast<const char*>(md), len);
@@ -112,7 +149,7 @@ std::string aes_gcm_seal(std::string_view key, std::string_view plaintext, std::
   auto ctx = new_cipher_ctx();
   int len = 0;
   unsigned char* cipher = bytes(out) + kNonceSize;
-  if (EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, bytes(key), bytes(out)) != 1 ||
+  if (EVP_EncryptInit_ex(ctx.get(), aes_256_gcm(), nullptr, bytes(key), bytes(out)) != 1 ||
       EVP_EncryptUpdate(ctx.get(), nullptr, &len, bytes(aad), static_cast<int>(aad.size())) != 1 ||
       EVP_EncryptUpdate(ctx.get(), cipher, &len, bytes(plaintext),
                         static_cast<int>(plaintext.size())) != 1 ||
@@ -133,7 +170,7 @@ bool aes_gcm_open(std::string_view key, std::string_view sealed, std::string_vie
   auto ctx = new_cipher_ctx();
   int len = 0;
   const bool ok =
-      EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, bytes(key), bytes(sealed)) == 1 &&
+      EVP_DecryptInit_ex(ctx.get(), aes_256_gcm(), nullptr, bytes(key), bytes(sealed)) == 1 &&
       EVP_DecryptUpdate(ctx.get(), nullptr, &len, bytes(aad), static_cast<int>(aad.size())) == 1 &&
       EVP_DecryptUpdate(ctx.get(), bytes(plaintext), &len, bytes(sealed) + kNonceSize,
                         static_cast<int>(cipher_size)) == 1 &&

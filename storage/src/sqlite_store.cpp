@@ -6,6 +6,9 @@
 #include <condition_variable>
 #include <limits>
 #include <mutex>
+#include <shared_mutex>
+#include <type_traits>
+#include <unordered_map>
 
 #include "broker_state_tables.hpp"
 #include "credmq/common/crypto.hpp"
@@ -302,16 +305,20 @@ class SqliteStore final : public Store {
   }
 
   bool instance_exists(std::string_view instance_id) override {
-    auto lease = pool_.acquire();
-    return instance_exists(*lease, instance_id);
+    return read([&]() -> bool {
+      auto lease = pool_.acquire();
+      return instance_exists(*lease, instance_id);
+    });
   }
 
   std::vector<std::string> instances() override {
-    auto lease = pool_.acquire();
-    Statement select = lease->prepare("SELECT id FROM instances ORDER BY id");
-    std::vector<std::string> out;
-    while (select.step()) out.push_back(select.text(0));
-    return out;
+    return read([&]() -> std::vector<std::string> {
+      auto lease = pool_.acquire();
+      Statement select = lease->prepare("SELECT id FROM instances ORDER BY id");
+      std::vector<std::string> out;
+      while (select.step()) out.push_back(select.text(0));
+      return out;
+    });
   }
 
   // Within the caller's write transaction.
@@ -360,107 +367,178 @@ class SqliteStore final : public Store {
   }
 
   std::optional<AdminKey> find_admin_key(std::string_view access_key_id) override {
-    auto lease = pool_.acquire();
-    Connection& connection = *lease;
-    Transaction transaction(connection, Transaction::Kind::read);  // one consistent snapshot
-    AdminKey key;
-    {
-      Statement select =
-          connection.prepare("SELECT secret_enc FROM admin_keys WHERE access_key_id = ?1");
-      select.bind(1, access_key_id);
-      if (!select.step()) return std::nullopt;
-      key.access_key_id = std::string(access_key_id);
-      key.access_key_secret = open_sealed(select.blob(0), key.access_key_id);
-    }
-    Statement instances = connection.prepare(
-        "SELECT instance_id FROM admin_key_instances WHERE access_key_id = ?1 "
-        "ORDER BY instance_id");
-    instances.bind(1, access_key_id);
-    while (instances.step()) key.instances.push_back(instances.text(0));
-    return key;
+    return read([&]() -> std::optional<AdminKey> {
+      auto lease = pool_.acquire();
+      Connection& connection = *lease;
+      Transaction transaction(connection, Transaction::Kind::read);  // one consistent snapshot
+      AdminKey key;
+      {
+        Statement select =
+            connection.prepare("SELECT secret_enc FROM admin_keys WHERE access_key_id = ?1");
+        select.bind(1, access_key_id);
+        if (!select.step()) return std::nullopt;
+        key.access_key_id = std::string(access_key_id);
+        key.access_key_secret = open_sealed(select.blob(0), key.access_key_id);
+      }
+      Statement instances = connection.prepare(
+          "SELECT instance_id FROM admin_key_instances WHERE access_key_id = ?1 "
+          "ORDER BY instance_id");
+      instances.bind(1, access_key_id);
+      while (instances.step()) key.instances.push_back(instances.text(0));
+      return key;
+    });
   }
 
   CredentialChange register_credential(std::string_view instance_id,
                                        std::string_view client_id) override {
     CredentialChange change;
-    write([&](Connection& connection) {
-      require_instance(connection, instance_id);
-      change.revoked_serial = delete_credential(connection, instance_id, client_id);
-      const std::int64_t now = now_ms();
-      change.current =
-          insert_credential(connection, instance_id, client_id, new_device_key_id(), now, now);
-    });
+    std::optional<std::string> old_key_id;
+    std::shared_ptr<const IndexedCredential> entry;
+    write(
+        [&](Connection& connection) {
+          require_instance(connection, instance_id);
+          if (auto old = delete_credential(connection, instance_id, client_id)) {
+            change.revoked_serial = old->serial;
+            old_key_id = std::move(old->access_key_id);
+          }
+          const std::int64_t now = now_ms();
+          change.current = insert_credential(connection, instance_id, client_id,
+                                             new_device_key_id(), now, now);
+          entry = index_entry(*change.current);
+        },
+        [&] {
+          if (old_key_id) index_.erase(*old_key_id);
+          index_.insert_or_assign(change.current->access_key_id, std::move(entry));
+        });
     return change;
   }
 
   std::optional<CredentialChange> refresh_credential(std::string_view instance_id,
                                                      std::string_view client_id) override {
     std::optional<CredentialChange> change;
-    write([&](Connection& connection) {
-      auto old = select_credential(connection, instance_id, client_id);
-      if (!old) return;
-      delete_credential(connection, instance_id, client_id);
-      // Strictly later than the previous issuance, so clients can order refreshes.
-      const std::int64_t update_time = std::max(now_ms(), old->update_time_ms + 1);
-      change.emplace();
-      change->revoked_serial = old->serial;
-      change->current = insert_credential(connection, instance_id, client_id, old->access_key_id,
-                                          old->create_time_ms, update_time);
-    });
+    std::shared_ptr<const IndexedCredential> entry;
+    write(
+        [&](Connection& connection) {
+          auto old = select_credential(connection, instance_id, client_id);
+          if (!old) return;
+          delete_credential(connection, instance_id, client_id);
+          // Strictly later than the previous issuance, so clients can order refreshes.
+          const std::int64_t update_time = std::max(now_ms(), old->update_time_ms + 1);
+          change.emplace();
+          change->revoked_serial = old->serial;
+          change->current = insert_credential(connection, instance_id, client_id,
+                                              old->access_key_id, old->create_time_ms, update_time);
+          entry = index_entry(*change->current);
+        },
+        [&] {
+          if (change) index_.insert_or_assign(change->current->access_key_id, std::move(entry));
+        });
     return change;
   }
 
   std::optional<CredentialChange> unregister_credential(std::string_view instance_id,
                                                         std::string_view client_id) override {
     std::optional<CredentialChange> change;
-    write([&](Connection& connection) {
-      if (auto serial = delete_credential(connection, instance_id, client_id)) {
-        change.emplace();
-        change->revoked_serial = serial;
-      }
-    });
+    std::string old_key_id;
+    write(
+        [&](Connection& connection) {
+          if (auto old = delete_credential(connection, instance_id, client_id)) {
+            change.emplace();
+            change->revoked_serial = old->serial;
+            old_key_id = std::move(old->access_key_id);
+          }
+        },
+        [&] {
+          if (change) index_.erase(old_key_id);
+        });
     return change;
   }
 
   std::optional<DeviceCredential> get_credential(std::string_view instance_id,
                                                  std::string_view client_id) override {
-    auto lease = pool_.acquire();
-    return select_credential(*lease, instance_id, client_id);
+    return read([&]() -> std::optional<DeviceCredential> {
+      auto lease = pool_.acquire();
+      return select_credential(*lease, instance_id, client_id);
+    });
   }
 
   std::optional<DeviceCredential> find_credential_by_key_id(
       std::string_view access_key_id) override {
+    return read([&]() -> std::optional<DeviceCredential> {
+      auto lease = pool_.acquire();
+      Statement select = lease->prepare(
+          "SELECT instance_id, client_id, secret_enc, create_time_ms, update_time_ms, serial "
+          "FROM device_credentials WHERE access_key_id = ?1");
+      select.bind(1, access_key_id);
+      if (!select.step()) return std::nullopt;
+      DeviceCredential credential;
+      credential.instance_id = select.text(0);
+      credential.client_id = select.text(1);
+      credential.access_key_id = std::string(access_key_id);
+      credential.access_key_secret = open_sealed(select.blob(2), credential.access_key_id);
+      credential.create_time_ms = select.integer(3);
+      credential.update_time_ms = select.integer(4);
+      credential.serial = select.integer(5);
+      return credential;
+    });
+  }
+
+  MemoryLookup find_credential_in_memory(
+      std::string_view access_key_id, std::shared_ptr<const IndexedCredential>& out) override {
+    // While writes (or reads) fail, the caller must go through available() and the store
+    // (fail closed).
+    if (write_failing_.load(std::memory_order_acquire) ||
+        read_failing_.load(std::memory_order_acquire) ||
+        !index_usable_.load(std::memory_order_acquire)) {
+      return MemoryLookup::ask_the_store;
+    }
+    std::shared_lock index_lock(index_mutex_);
+    const auto it = index_.find(access_key_id);
+    if (it == index_.end()) return MemoryLookup::absent;
+    if (!it->second) return MemoryLookup::ask_the_store;  // did not decrypt at open
+    out = it->second;
+    return MemoryLookup::found;
+  }
+
+  // Fills the credential index from the table (at open, after the master key check). A row
+  // whose secret does not decrypt gets an empty entry: its lookups go to the store, which
+  // reports the failure as before.
+  void load_index() {
     auto lease = pool_.acquire();
     Statement select = lease->prepare(
-        "SELECT instance_id, client_id, secret_enc, create_time_ms, update_time_ms, serial "
-        "FROM device_credentials WHERE access_key_id = ?1");
-    select.bind(1, access_key_id);
-    if (!select.step()) return std::nullopt;
-    DeviceCredential credential;
-    credential.instance_id = select.text(0);
-    credential.client_id = select.text(1);
-    credential.access_key_id = std::string(access_key_id);
-    credential.access_key_secret = open_sealed(select.blob(2), credential.access_key_id);
-    credential.create_time_ms = select.integer(3);
-    credential.update_time_ms = select.integer(4);
-    credential.serial = select.integer(5);
-    return credential;
+        "SELECT access_key_id, instance_id, client_id, secret_enc, serial "
+        "FROM device_credentials");
+    std::unique_lock index_lock(index_mutex_);
+    while (select.step()) {
+      std::string key_id = select.text(0);
+      std::string secret;
+      std::shared_ptr<const IndexedCredential> entry;
+      if (crypto::aes_gcm_open(master_key_, select.blob(3), key_id, secret)) {
+        entry = std::make_shared<const IndexedCredential>(IndexedCredential{
+            select.text(1), select.text(2), std::move(secret), select.integer(4)});
+      }
+      index_.insert_or_assign(std::move(key_id), std::move(entry));
+    }
   }
 
   std::optional<std::int64_t> credential_serial(std::string_view instance_id,
                                                 std::string_view client_id) override {
-    auto lease = pool_.acquire();
-    Statement select = lease->prepare(
-        "SELECT serial FROM device_credentials WHERE instance_id = ?1 AND client_id = ?2");
-    select.bind(1, instance_id).bind(2, client_id);
-    if (!select.step()) return std::nullopt;
-    return select.integer(0);
+    return read([&]() -> std::optional<std::int64_t> {
+      auto lease = pool_.acquire();
+      Statement select = lease->prepare(
+          "SELECT serial FROM device_credentials WHERE instance_id = ?1 AND client_id = ?2");
+      select.bind(1, instance_id).bind(2, client_id);
+      if (!select.step()) return std::nullopt;
+      return select.integer(0);
+    });
   }
 
   std::vector<StoredInstanceState> load_broker_state() override {
-    auto lease = pool_.acquire();
-    Transaction transaction(*lease, Transaction::Kind::read);  // one consistent snapshot
-    return read_broker_state(*lease);
+    return read([&]() -> std::vector<StoredInstanceState> {
+      auto lease = pool_.acquire();
+      Transaction transaction(*lease, Transaction::Kind::read);  // one consistent snapshot
+      return read_broker_state(*lease);
+    });
   }
 
   void save_broker_state(const std::vector<StoredInstanceState>& instances) override {
@@ -471,54 +549,56 @@ class SqliteStore final : public Store {
 
   ClientIdPage list_client_ids(std::string_view instance_id, std::string_view group_id, int page_no,
                                int page_size, std::string_view next_token) override {
-    if (page_size < 1) throw InvalidArgument("page size must be at least 1");
-    std::string after;
-    if (!next_token.empty()) {
-      // A token is the last client id of a page of this group: anything else did not come
-      // from us (or belongs to another group's listing).
-      if (!crypto::base64url_decode(next_token, after) || group_of(after) != group_id) {
-        throw InvalidArgument("malformed next token");
+    return read([&]() -> ClientIdPage {
+      if (page_size < 1) throw InvalidArgument("page size must be at least 1");
+      std::string after;
+      if (!next_token.empty()) {
+        // A token is the last client id of a page of this group: anything else did not come
+        // from us (or belongs to another group's listing).
+        if (!crypto::base64url_decode(next_token, after) || group_of(after) != group_id) {
+          throw InvalidArgument("malformed next token");
+        }
+      } else if (page_no < 1) {
+        throw InvalidArgument("page number must be at least 1");
       }
-    } else if (page_no < 1) {
-      throw InvalidArgument("page number must be at least 1");
-    }
 
-    auto lease = pool_.acquire();
-    Connection& connection = *lease;
-    Transaction transaction(connection, Transaction::Kind::read);  // total and page agree
-    ClientIdPage page;
-    {
-      Statement count = connection.prepare(
-          "SELECT COUNT(*) FROM device_credentials WHERE instance_id = ?1 AND group_id = ?2");
-      count.bind(1, instance_id).bind(2, group_id);
-      if (count.step()) page.total = count.integer(0);
-    }
-    // One row more than asked tells whether another page follows.
-    const std::int64_t limit = static_cast<std::int64_t>(page_size) + 1;
-    auto collect = [&](Statement& select) {
-      while (select.step()) page.client_ids.push_back(select.text(0));
-    };
-    if (!after.empty()) {
-      Statement select = connection.prepare(
-          "SELECT client_id FROM device_credentials "
-          "WHERE instance_id = ?1 AND group_id = ?2 AND client_id > ?3 "
-          "ORDER BY client_id LIMIT ?4");
-      select.bind(1, instance_id).bind(2, group_id).bind(3, after).bind(4, limit);
-      collect(select);
-    } else {
-      const std::int64_t offset =
-          (static_cast<std::int64_t>(page_no) - 1) * static_cast<std::int64_t>(page_size);
-      Statement select = connection.prepare(
-          "SELECT client_id FROM device_credentials WHERE instance_id = ?1 AND group_id = ?2 "
-          "ORDER BY client_id LIMIT ?3 OFFSET ?4");
-      select.bind(1, instance_id).bind(2, group_id).bind(3, limit).bind(4, offset);
-      collect(select);
-    }
-    if (page.client_ids.size() > static_cast<std::size_t>(page_size)) {
-      page.client_ids.pop_back();
-      page.next_token = crypto::base64url_encode(page.client_ids.back());
-    }
-    return page;
+      auto lease = pool_.acquire();
+      Connection& connection = *lease;
+      Transaction transaction(connection, Transaction::Kind::read);  // total and page agree
+      ClientIdPage page;
+      {
+        Statement count = connection.prepare(
+            "SELECT COUNT(*) FROM device_credentials WHERE instance_id = ?1 AND group_id = ?2");
+        count.bind(1, instance_id).bind(2, group_id);
+        if (count.step()) page.total = count.integer(0);
+      }
+      // One row more than asked tells whether another page follows.
+      const std::int64_t limit = static_cast<std::int64_t>(page_size) + 1;
+      auto collect = [&](Statement& select) {
+        while (select.step()) page.client_ids.push_back(select.text(0));
+      };
+      if (!after.empty()) {
+        Statement select = connection.prepare(
+            "SELECT client_id FROM device_credentials "
+            "WHERE instance_id = ?1 AND group_id = ?2 AND client_id > ?3 "
+            "ORDER BY client_id LIMIT ?4");
+        select.bind(1, instance_id).bind(2, group_id).bind(3, after).bind(4, limit);
+        collect(select);
+      } else {
+        const std::int64_t offset =
+            (static_cast<std::int64_t>(page_no) - 1) * static_cast<std::int64_t>(page_size);
+        Statement select = connection.prepare(
+            "SELECT client_id FROM device_credentials WHERE instance_id = ?1 AND group_id = ?2 "
+            "ORDER BY client_id LIMIT ?3 OFFSET ?4");
+        select.bind(1, instance_id).bind(2, group_id).bind(3, limit).bind(4, offset);
+        collect(select);
+      }
+      if (page.client_ids.size() > static_cast<std::size_t>(page_size)) {
+        page.client_ids.pop_back();
+        page.next_token = crypto::base64url_encode(page.client_ids.back());
+      }
+      return page;
+    });
   }
 
   // Checks the key-check value against the master key, storing one on first start.
@@ -586,8 +666,34 @@ class SqliteStore final : public Store {
     }
   }
 
+  // Runs a read. An I/O failure marks the store as failing reads until a read succeeds again:
+  // meanwhile the credential index does not answer (a CONNECT then goes to the store and is
+  // refused as before, as long as the disk fails).
+  template <class Body>
+  std::invoke_result_t<Body&> read(Body&& body) {
+    try {
+      auto result = body();
+      if (read_failing_.load(std::memory_order_relaxed)) {
+        read_failing_.store(false, std::memory_order_release);
+      }
+      return result;
+    } catch (const StorageError& error) {
+      if (is_io_failure(error.sqlite_code)) read_failing_.store(true, std::memory_order_release);
+      throw;
+    }
+  }
+
   template <class Body>
   void write(Body&& body) {
+    write(body, [] {});
+  }
+
+  // `on_commit` updates the credential index (index_ is its only business) after the commit,
+  // still under write_mutex_, so the index follows the table in commit order and is up to date
+  // before the write returns (and before the caller tells the revocation hub). Should it throw
+  // (out of memory), the index is abandoned: lookups fall back to the store from then on.
+  template <class Body, class OnCommit>
+  void write(Body&& body, OnCommit&& on_commit) {
     // Writers queue here rather than spinning in SQLite's busy handler.
     std::lock_guard write_lock(write_mutex_);
     try {
@@ -595,6 +701,17 @@ class SqliteStore final : public Store {
     } catch (const StorageError& error) {
       if (is_io_failure(error.sqlite_code)) note_write_failure(error);
       throw;
+    }
+    {
+      std::unique_lock index_lock(index_mutex_);
+      try {
+        on_commit();
+      } catch (const std::exception& error) {
+        index_usable_.store(false, std::memory_order_release);
+        index_.clear();
+        log::error("storage: credential index abandoned (", error.what(),
+                   "); CONNECTs look credentials up in the database from now on");
+      }
     }
     note_write_success();
   }
@@ -694,17 +811,27 @@ class SqliteStore final : public Store {
     return credential;
   }
 
-  // Returns the serial of the deleted row, if there was one.
-  static std::optional<std::int64_t> delete_credential(Connection& connection,
-                                                       std::string_view instance_id,
-                                                       std::string_view client_id) {
+  struct DeletedRow {
+    std::int64_t serial;
+    std::string access_key_id;
+  };
+  // Returns the serial and key id of the deleted row, if there was one.
+  static std::optional<DeletedRow> delete_credential(Connection& connection,
+                                                     std::string_view instance_id,
+                                                     std::string_view client_id) {
     Statement remove = connection.prepare(
         "DELETE FROM device_credentials WHERE instance_id = ?1 AND client_id = ?2 "
-        "RETURNING serial");
+        "RETURNING serial, access_key_id");
     remove.bind(1, instance_id).bind(2, client_id);
-    std::optional<std::int64_t> serial;
-    while (remove.step()) serial = remove.integer(0);
-    return serial;
+    std::optional<DeletedRow> row;
+    while (remove.step()) row = DeletedRow{remove.integer(0), remove.text(1)};
+    return row;
+  }
+
+  static std::shared_ptr<const IndexedCredential> index_entry(const DeviceCredential& credential) {
+    return std::make_shared<const IndexedCredential>(IndexedCredential{
+        credential.instance_id, credential.client_id, credential.access_key_secret,
+        credential.serial});
   }
 
   DeviceCredential insert_credential(Connection& connection, std::string_view instance_id,
@@ -755,6 +882,22 @@ class SqliteStore final : public Store {
   // Set by a write that failed for an I/O reason, cleared by the next one that succeeds.
   std::atomic<bool> write_failing_{false};
   std::chrono::steady_clock::time_point last_probe_;  // under write_mutex_
+
+  // The credential index: access key id -> what CONNECT authentication needs (null: the
+  // secret did not decrypt at open). Written under write_mutex_ and index_mutex_.
+  struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view text) const noexcept {
+      return std::hash<std::string_view>{}(text);
+    }
+  };
+  std::shared_mutex index_mutex_;
+  std::unordered_map<std::string, std::shared_ptr<const IndexedCredential>, StringHash,
+                     std::equal_to<>>
+      index_;
+  std::atomic<bool> index_usable_{true};
+  // Set by a read that failed for an I/O reason, cleared by the next one that succeeds.
+  std::atomic<bool> read_failing_{false};
 };
 
 }  // namespace
@@ -776,6 +919,7 @@ std::unique_ptr<Store> Store::open(const std::filesystem::path& data_dir) {
     auto store = std::make_unique<SqliteStore>(std::move(lock), db_path, std::move(first),
                                                std::move(master_key));
     store->verify_master_key();
+    store->load_index();
     return store;
   } catch (const crypto::CryptoError& error) {
     throw StorageError(std::string("storage: ") + error.what());

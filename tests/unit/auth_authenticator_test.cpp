@@ -3,6 +3,8 @@
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <functional>
+#include <iostream>
+#include <mutex>
 #include <thread>
 
 #include "credmq/auth/credential_service.hpp"
@@ -427,6 +429,107 @@ TEST_F(AuthenticatorTest, AuthenticateRunsOnTheBlockingExecutor) {
   EXPECT_EQ(calls, 2);
   EXPECT_FALSE(outcome->accepted());
   EXPECT_EQ(outcome->refusal, Refusal::server_unavailable);
+}
+
+// With the real store (its credential index answers), a DeviceCredential CONNECT is decided
+// at once on the calling thread, with the same outcomes as authenticate_now.
+TEST_F(AuthenticatorTest, DecidesDeviceCredentialsFromTheIndexWithoutThePool) {
+  DeviceCredentialAuthenticator direct(*real_store_, hub_, io_.get_executor(), limits());
+  auto decide = [&](const ConnectRequest& connect) {
+    std::optional<AuthResult> outcome;
+    direct.authenticate(connect, [&](AuthResult result) { outcome = std::move(result); });
+    EXPECT_TRUE(outcome) << "not decided inline";
+    return outcome.value_or(AuthResult{});
+  };
+  const auto epoch = hub_.epoch();
+  auto accepted = decide(device_request(credential_));
+  ASSERT_TRUE(accepted.accepted());
+  EXPECT_EQ(accepted.identity->instance_id, kInstance);
+  EXPECT_EQ(accepted.identity->mode, "DeviceCredential");
+  EXPECT_EQ(accepted.identity->key_id, credential_.access_key_id);
+  EXPECT_EQ(accepted.identity->credential_serial, credential_.serial);
+  EXPECT_EQ(accepted.identity->revocation_epoch, epoch);
+
+  auto wrong = device_request(credential_);
+  wrong.password = "TdyH2E2stRxzQGZgijzPcfDrEmk=";
+  EXPECT_EQ(decide(wrong).refusal, Refusal::bad_credentials);
+  EXPECT_EQ(decide(request(device_username(credential_, kOtherInstance),
+                           *device_request(credential_).password))
+                .refusal,
+            Refusal::not_authorized);
+  EXPECT_EQ(decide(request("DeviceCredential|DC.unknown|" + std::string(kInstance), "x")).refusal,
+            Refusal::bad_credentials);
+
+  // Refresh: the old password is refused at once, the new one accepted with the new serial
+  // and the epoch after the revocation.
+  const auto old_request = device_request(credential_);
+  const auto refreshed = *service_.refresh_device(kInstance, kClient);
+  EXPECT_EQ(decide(old_request).refusal, Refusal::bad_credentials);
+  accepted = decide(device_request(refreshed));
+  ASSERT_TRUE(accepted.accepted());
+  EXPECT_EQ(accepted.identity->credential_serial, refreshed.serial);
+  EXPECT_EQ(accepted.identity->revocation_epoch, hub_.epoch());
+  // Unregister: refused (unknown key id) from the moment the call returned.
+  ASSERT_TRUE(service_.unregister_device(kInstance, kClient));
+  EXPECT_EQ(decide(device_request(refreshed)).refusal, Refusal::bad_credentials);
+  EXPECT_EQ(io_.poll(), 0u);  // nothing was posted to the blocking executor
+}
+
+// mqtt-auth.md Revocation item 7 with the credential index: logins decided from memory while
+// another thread refreshes the credential (each refresh revokes the previous issuance) are
+// either refused, refused at bind, or bound and then revoked; none stays bound to a revoked
+// issuance without having been told.
+TEST_F(AuthenticatorTest, InMemoryLoginsRacingRevocationsNeverOutliveThem) {
+  DeviceCredentialAuthenticator direct(*real_store_, hub_, io_.get_executor(), limits());
+  struct Session : RevocableSession {
+    std::atomic<bool> revoked{false};
+    void revoke() override { revoked = true; }
+  };
+  std::mutex mutex;
+  storage::DeviceCredential latest = credential_;
+  std::atomic<bool> done{false};
+  std::thread refresher([&] {
+    for (int i = 0; i < 100; ++i) {
+      auto next = *service_.refresh_device(kInstance, kClient);
+      std::lock_guard lock(mutex);
+      latest = std::move(next);
+    }
+    done = true;
+  });
+  std::vector<std::pair<std::shared_ptr<Session>, std::int64_t>> bound;
+  int refused_at_bind = 0;
+  while (!done) {
+    storage::DeviceCredential credential;
+    {
+      std::lock_guard lock(mutex);
+      credential = latest;
+    }
+    const auto result = direct.authenticate_in_memory(device_request(credential));
+    ASSERT_TRUE(result);
+    if (!result->accepted()) continue;  // revoked before the lookup
+    auto session = std::make_shared<Session>();
+    const auto serial = result->identity->credential_serial;
+    switch (hub_.bind(serial, result->identity->revocation_epoch, session)) {
+      case RevocationHub::BindResult::bound:
+        bound.emplace_back(session, serial);
+        break;
+      case RevocationHub::BindResult::revoked:
+        ++refused_at_bind;
+        break;
+      case RevocationHub::BindResult::unknown:
+        FAIL() << "revocation log overflow";
+    }
+  }
+  refresher.join();
+  const auto current = real_store_->credential_serial(kInstance, kClient);
+  ASSERT_TRUE(current);
+  EXPECT_FALSE(bound.empty());
+  for (const auto& [session, serial] : bound) {
+    if (serial != *current) {
+      EXPECT_TRUE(session->revoked) << "serial " << serial;
+    }
+  }
+  std::cout << bound.size() << " bound, " << refused_at_bind << " refused at bind\n";
 }
 
 TEST_F(AuthenticatorTest, ConcurrentAuthenticationsAgree) {

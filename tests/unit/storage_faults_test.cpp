@@ -94,6 +94,10 @@ TEST_P(StorageFaultTest, WritesFailCleanlyAndTheStoreRecoversWithoutAReopen) {
         << error.what();
   }
   EXPECT_FALSE(store_->available());
+  // While writes fail, the credential index does not answer: CONNECTs go through available().
+  std::shared_ptr<const IndexedCredential> indexed;
+  EXPECT_EQ(store_->find_credential_in_memory(kept.access_key_id, indexed),
+            Store::MemoryLookup::ask_the_store);
   if (GetParam() == StorageFault::io_error) {
     EXPECT_THROW(store_->get_credential(kInstance, "GID_test@@@kept"), StorageError);
     EXPECT_THROW(store_->find_credential_by_key_id(kept.access_key_id), StorageError);
@@ -111,6 +115,11 @@ TEST_P(StorageFaultTest, WritesFailCleanlyAndTheStoreRecoversWithoutAReopen) {
   EXPECT_EQ(after->serial, kept.serial);
   EXPECT_FALSE(store_->get_credential(kInstance, "GID_test@@@new"));
   EXPECT_FALSE(store_->find_credential_by_key_id(gone.access_key_id));
+  ASSERT_EQ(store_->find_credential_in_memory(kept.access_key_id, indexed),
+            Store::MemoryLookup::found);
+  EXPECT_EQ(indexed->serial, kept.serial);
+  EXPECT_EQ(store_->find_credential_in_memory(gone.access_key_id, indexed),
+            Store::MemoryLookup::absent);
   const auto fresh = store_->register_credential(kInstance, "GID_test@@@new").current;
   ASSERT_TRUE(fresh);
 

@@ -242,6 +242,68 @@ TEST_F(StoreTest, RefusesTamperedCiphertext) {
   EXPECT_TRUE(store_->find_credential_by_key_id(other.access_key_id));
 }
 
+// The in-memory credential index follows every credential write before the write returns,
+// and is rebuilt at open.
+TEST_F(StoreTest, MirrorsCredentialsInMemory) {
+  using Lookup = Store::MemoryLookup;
+  std::shared_ptr<const IndexedCredential> found;
+  EXPECT_EQ(store_->find_credential_in_memory("DC.unknown", found), Lookup::absent);
+
+  const auto first = *store_->register_credential(kInstance, kClient).current;
+  ASSERT_EQ(store_->find_credential_in_memory(first.access_key_id, found), Lookup::found);
+  EXPECT_EQ(found->instance_id, kInstance);
+  EXPECT_EQ(found->client_id, kClient);
+  EXPECT_EQ(found->access_key_secret, first.access_key_secret);
+  EXPECT_EQ(found->serial, first.serial);
+
+  // Refresh: same key id, new secret and serial.
+  const auto refreshed = *store_->refresh_credential(kInstance, kClient)->current;
+  ASSERT_EQ(store_->find_credential_in_memory(first.access_key_id, found), Lookup::found);
+  EXPECT_EQ(found->access_key_secret, refreshed.access_key_secret);
+  EXPECT_EQ(found->serial, refreshed.serial);
+
+  // Re-register: the old key id is gone, the new one is there.
+  const auto again = *store_->register_credential(kInstance, kClient).current;
+  EXPECT_EQ(store_->find_credential_in_memory(first.access_key_id, found), Lookup::absent);
+  ASSERT_EQ(store_->find_credential_in_memory(again.access_key_id, found), Lookup::found);
+  EXPECT_EQ(found->serial, again.serial);
+
+  const auto other = *store_->register_credential(kOtherInstance, kClient).current;
+  ASSERT_TRUE(store_->unregister_credential(kInstance, kClient));
+  EXPECT_EQ(store_->find_credential_in_memory(again.access_key_id, found), Lookup::absent);
+  EXPECT_FALSE(store_->unregister_credential(kInstance, kClient));
+
+  reopen();
+  EXPECT_EQ(store_->find_credential_in_memory(again.access_key_id, found), Lookup::absent);
+  ASSERT_EQ(store_->find_credential_in_memory(other.access_key_id, found), Lookup::found);
+  EXPECT_EQ(found->instance_id, kOtherInstance);
+  EXPECT_EQ(found->access_key_secret, other.access_key_secret);
+  EXPECT_EQ(found->serial, other.serial);
+}
+
+// A row whose secret does not open at start is left to the store, which reports it.
+TEST_F(StoreTest, LeavesUndecryptableRowsToTheStore) {
+  const auto credential = *store_->register_credential(kInstance, kClient).current;
+  const auto other = *store_->register_credential(kInstance, "GID_test@@@other").current;
+  store_.reset();
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir() / "credmq.db").c_str(), &db), SQLITE_OK);
+    const std::string sql =
+        "UPDATE device_credentials SET secret_enc = (SELECT secret_enc FROM device_credentials "
+        "WHERE access_key_id = '" +
+        other.access_key_id + "') WHERE access_key_id = '" + credential.access_key_id + "'";
+    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  reopen();
+  std::shared_ptr<const IndexedCredential> found;
+  EXPECT_EQ(store_->find_credential_in_memory(credential.access_key_id, found),
+            Store::MemoryLookup::ask_the_store);
+  EXPECT_EQ(store_->find_credential_in_memory(other.access_key_id, found),
+            Store::MemoryLookup::found);
+}
+
 TEST_F(StoreTest, KeepsOneCredentialPerInstanceAndClient) {
   const auto first = *store_->register_credential(kInstance, kClient).current;
   const auto other_client =

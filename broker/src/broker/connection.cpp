@@ -162,18 +162,14 @@ const mqtt::Properties& forwarded_properties(const Message& message, const Subsc
 
 void wake_connection(const std::shared_ptr<Connection>& connection) { connection->post_wake(); }
 
-Connection::Connection(Core& core, Socket socket) : core_(core), socket_(std::move(socket)) {
-  error_code ec;
-  auto endpoint = socket_.remote_endpoint(ec);
-  if (!ec) remote_address_ = endpoint.address().to_string();
-}
+Connection::Connection(Core& core, Socket socket, std::string remote_address)
+    : core_(core), socket_(std::move(socket)), remote_address_(std::move(remote_address)) {}
 
-Connection::Connection(Core& core, Socket socket, TlsTag)
-    : core_(core), socket_(std::move(socket)), tls_(true) {
-  error_code ec;
-  auto endpoint = socket_.remote_endpoint(ec);
-  if (!ec) remote_address_ = endpoint.address().to_string();
-}
+Connection::Connection(Core& core, Socket socket, std::string remote_address, TlsTag)
+    : core_(core),
+      socket_(std::move(socket)),
+      remote_address_(std::move(remote_address)),
+      tls_(true) {}
 
 Connection::~Connection() {
   // Normally done when closing; this covers handlers destroyed with their io_context.
@@ -183,7 +179,9 @@ Connection::~Connection() {
 void Connection::start() {
   error_code ec;
   socket_.non_blocking(true, ec);
-  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+#ifndef __linux__
+  socket_.set_option(asio::ip::tcp::no_delay(true), ec);  // Linux: inherited from the listener
+#endif
   last_activity_ = Clock::now();
   // For TLS the handshake counts against the connect timeout too.
   arm_timer(last_activity_ + core_.config.connect_timeout);
@@ -1433,9 +1431,9 @@ constexpr std::size_t kTlsReadBufferSize = 16 * 1024;
 constexpr std::size_t kMaxIdleTlsWriteCapacity = 16 * 1024;
 }  // namespace
 
-TlsConnection::TlsConnection(Core& core, Socket socket,
+TlsConnection::TlsConnection(Core& core, Socket socket, std::string remote_address,
                              std::shared_ptr<boost::asio::ssl::context> context)
-    : Connection(core, std::move(socket), TlsTag{}),
+    : Connection(core, std::move(socket), std::move(remote_address), TlsTag{}),
       context_(std::move(context)),
       stream_(socket_, *context_) {}
 

@@ -53,7 +53,8 @@ class Connection : public auth::RevocableSession, public std::enable_shared_from
   using Socket = boost::asio::basic_stream_socket<boost::asio::ip::tcp,
                                                   boost::asio::io_context::executor_type>;
 
-  Connection(Core& core, Socket socket);
+  // `remote_address`: the peer's IP address text (the listener has it from accept()).
+  Connection(Core& core, Socket socket, std::string remote_address);
   ~Connection() override;
 
   void start();
@@ -69,7 +70,7 @@ class Connection : public auth::RevocableSession, public std::enable_shared_from
  protected:
   struct TlsTag {};
   // For TlsConnection: the same connection whose bytes go through its TLS stream.
-  Connection(Core& core, Socket socket, TlsTag);
+  Connection(Core& core, Socket socket, std::string remote_address, TlsTag);
 
  private:
   friend class DeadlineQueue<Connection>;
@@ -226,7 +227,8 @@ class Connection : public auth::RevocableSession, public std::enable_shared_from
 // (one TLS record per gathered piece would be wasteful), and closes with close_notify.
 class TlsConnection final : public Connection {
  public:
-  TlsConnection(Core& core, Socket socket, std::shared_ptr<boost::asio::ssl::context> context);
+  TlsConnection(Core& core, Socket socket, std::string remote_address,
+                std::shared_ptr<boost::asio::ssl::context> context);
 
  private:
   friend class Connection;

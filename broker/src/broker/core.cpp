@@ -408,15 +408,17 @@ Core::Admission Core::register_connection(const std::shared_ptr<Connection>& con
     const auto ip = boost::asio::ip::make_address(address, ec);
     if (!ec && (config.limit_loopback || !ip.is_loopback())) counted = address;
   }
+  const std::string* counted_key = nullptr;
   if (!counted.empty()) {
-    auto& count = per_address_[counted];
+    auto& [key, count] = *per_address_.try_emplace(std::move(counted), 0).first;
     if (count >= config.max_connections_per_address) {
       connections_refused.fetch_add(1, std::memory_order_relaxed);
       return Admission::over_address;
     }
     ++count;
+    counted_key = &key;
   }
-  connections_.emplace(connection.get(), Registered{connection, std::move(counted)});
+  connections_.emplace(connection.get(), Registered{connection, counted_key});
   return Admission::admitted;
 }
 
@@ -424,8 +426,8 @@ void Core::unregister_connection(const Connection* connection) {
   std::lock_guard lock(connections_mutex_);
   auto it = connections_.find(connection);
   if (it == connections_.end()) return;
-  if (!it->second.address.empty()) {
-    if (auto count = per_address_.find(it->second.address);
+  if (it->second.address != nullptr) {
+    if (auto count = per_address_.find(*it->second.address);
         count != per_address_.end() && --count->second == 0) {
       per_address_.erase(count);
     }

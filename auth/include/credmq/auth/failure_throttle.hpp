@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -43,10 +44,19 @@ class FailureThrottle {
   void roll(Counter& counter, Clock::time_point now) const;
   void prune(Clock::time_point now);
 
+  // Looked up by string_view: no key copy per CONNECT.
+  struct KeyHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view key) const noexcept {
+      return std::hash<std::string_view>{}(key);
+    }
+  };
+  using Counters = std::unordered_map<std::string, Counter, KeyHash, std::equal_to<>>;
+
   ThrottleLimits limits_;
   std::mutex mutex_;
-  std::unordered_map<std::string, Counter> by_client_id_;
-  std::unordered_map<std::string, Counter> by_address_;
+  Counters by_client_id_;
+  Counters by_address_;
   Clock::time_point last_prune_{};
 };
 

@@ -1,6 +1,7 @@
 // The SQLite-backed repository of instances, admin access keys and device credentials.
-// Every public method is blocking (disk I/O) and thread-safe: call it from a worker pool,
-// never from an I/O thread. Every write is one transaction, committed before return.
+// Every public method but find_credential_in_memory is blocking (disk I/O) and thread-safe:
+// call it from a worker pool, never from an I/O thread. Every write is one transaction,
+// committed before return.
 #pragma once
 
 #include <cstdint>
@@ -44,6 +45,15 @@ struct DeviceCredential {
   // Identifies this issuance of the secret: changes on every Register and Refresh and is
   // never reused. Live sessions are bound to it, so revoking a serial closes exactly the
   // sessions that authenticated with that secret.
+  std::int64_t serial = 0;
+};
+
+// What CONNECT authentication needs of a device credential: an entry of the store's
+// in-memory index of the credential table (Store::find_credential_in_memory).
+struct IndexedCredential {
+  std::string instance_id;
+  std::string client_id;
+  std::string access_key_secret;  // decrypted
   std::int64_t serial = 0;
 };
 
@@ -106,6 +116,19 @@ class Store {
                                                          std::string_view client_id) = 0;
   virtual std::optional<DeviceCredential> find_credential_by_key_id(
       std::string_view access_key_id) = 0;
+  // Non-blocking (no disk I/O, a shared lock): looks `access_key_id` up in the store's
+  // in-memory mirror of the device credential table. The mirror is loaded at open and
+  // updated by every credential write after its commit, under the write lock (so in commit
+  // order) and before the write returns: it answers as a store lookup started at the same
+  // moment would. `found` sets `out`; `absent`: no such key id. `ask_the_store` when it cannot
+  // answer from memory (writes are failing, the row's secret did not decrypt at open, the
+  // mirror could not be updated, or the store keeps none: the default); then use
+  // find_credential_by_key_id on a worker pool.
+  enum class MemoryLookup { found, absent, ask_the_store };
+  virtual MemoryLookup find_credential_in_memory(std::string_view /*access_key_id*/,
+                                                 std::shared_ptr<const IndexedCredential>& /*out*/) {
+    return MemoryLookup::ask_the_store;
+  }
   // The serial of the current issuance of (instance, client id)'s credential, if it has one.
   // Decrypts nothing.
   virtual std::optional<std::int64_t> credential_serial(std::string_view instance_id,
