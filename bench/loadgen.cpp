@@ -346,15 +346,15 @@ class Conn : public std::enable_shared_from_this<Conn> {
       buf_.resize(std::max<std::size_t>(4 * room_, std::max(used_ + room_, buf_.size() * 2)));
     }
     const std::size_t asked = buf_.size() - used_;
-    sock_.async_read_some(asio::buffer(buf_.data() + used_, asked),
-                          [self = shared_from_this(), asked](boost::system::error_code ec,
-                                                             std::size_t n) {
-                            if (ec) return self->fail();
-                            if (n == asked) self->room_ = std::min<std::size_t>(self->room_ * 2, 16384);
-                            self->used_ += n;
-                            if (!self->parse()) return;
-                            self->read();
-                          });
+    sock_.async_read_some(
+        asio::buffer(buf_.data() + used_, asked),
+        [self = shared_from_this(), asked](boost::system::error_code ec, std::size_t n) {
+          if (ec) return self->fail();
+          if (n == asked) self->room_ = std::min<std::size_t>(self->room_ * 2, 16384);
+          self->used_ += n;
+          if (!self->parse()) return;
+          self->read();
+        });
   }
 
   // Returns false once the connection is finished.

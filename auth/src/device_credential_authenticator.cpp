@@ -128,10 +128,9 @@ std::optional<AuthResult> DeviceCredentialAuthenticator::authenticate_in_memory(
     case storage::Store::MemoryLookup::found:
       break;
   }
-  return check_device_credential(request, username->key_id,
-                                 username->instance_id, credential->instance_id,
-                                 credential->client_id, credential->access_key_secret,
-                                 credential->serial, epoch);
+  return check_device_credential(request, username->key_id, username->instance_id,
+                                 credential->instance_id, credential->client_id,
+                                 credential->access_key_secret, credential->serial, epoch);
 }
 
 AuthResult DeviceCredentialAuthenticator::refuse(const ConnectRequest& request,
@@ -148,8 +147,7 @@ AuthResult DeviceCredentialAuthenticator::refuse(const ConnectRequest& request,
   return AuthResult{std::nullopt, refusal};
 }
 
-AuthResult DeviceCredentialAuthenticator::accept(const ConnectRequest& request,
-                                                 Identity identity) {
+AuthResult DeviceCredentialAuthenticator::accept(const ConnectRequest& request, Identity identity) {
   throttle_.record_success(request.client_id);
   if (log::level() <= log::Level::debug) {
     log::debug("auth: accepted client ", log::clip(request.client_id), " key ", identity.key_id,

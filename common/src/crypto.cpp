@@ -51,8 +51,8 @@ EVP_MAC_CTX* hmac_sha1_context() {
     EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(mac);
     if (ctx == nullptr) throw CryptoError("EVP_MAC_CTX_new failed");
     char digest[] = "SHA1";
-    const OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_END};
+    const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                                 OSSL_PARAM_END};
     if (EVP_MAC_CTX_set_params(ctx, params) != 1) {
       EVP_MAC_CTX_free(ctx);
       throw CryptoError("HMAC-SHA1 setup failed");

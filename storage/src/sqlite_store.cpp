@@ -402,8 +402,8 @@ class SqliteStore final : public Store {
             old_key_id = std::move(old->access_key_id);
           }
           const std::int64_t now = now_ms();
-          change.current = insert_credential(connection, instance_id, client_id,
-                                             new_device_key_id(), now, now);
+          change.current =
+              insert_credential(connection, instance_id, client_id, new_device_key_id(), now, now);
           entry = index_entry(*change.current);
         },
         [&] {
@@ -483,8 +483,8 @@ class SqliteStore final : public Store {
     });
   }
 
-  MemoryLookup find_credential_in_memory(
-      std::string_view access_key_id, std::shared_ptr<const IndexedCredential>& out) override {
+  MemoryLookup find_credential_in_memory(std::string_view access_key_id,
+                                         std::shared_ptr<const IndexedCredential>& out) override {
     // While writes (or reads) fail, the caller must go through available() and the store
     // (fail closed).
     if (write_failing_.load(std::memory_order_acquire) ||
@@ -829,9 +829,9 @@ class SqliteStore final : public Store {
   }
 
   static std::shared_ptr<const IndexedCredential> index_entry(const DeviceCredential& credential) {
-    return std::make_shared<const IndexedCredential>(IndexedCredential{
-        credential.instance_id, credential.client_id, credential.access_key_secret,
-        credential.serial});
+    return std::make_shared<const IndexedCredential>(
+        IndexedCredential{credential.instance_id, credential.client_id,
+                          credential.access_key_secret, credential.serial});
   }
 
   DeviceCredential insert_credential(Connection& connection, std::string_view instance_id,

@@ -125,8 +125,8 @@ class Store {
   // mirror could not be updated, or the store keeps none: the default); then use
   // find_credential_by_key_id on a worker pool.
   enum class MemoryLookup { found, absent, ask_the_store };
-  virtual MemoryLookup find_credential_in_memory(std::string_view /*access_key_id*/,
-                                                 std::shared_ptr<const IndexedCredential>& /*out*/) {
+  virtual MemoryLookup find_credential_in_memory(
+      std::string_view /*access_key_id*/, std::shared_ptr<const IndexedCredential>& /*out*/) {
     return MemoryLookup::ask_the_store;
   }
   // The serial of the current issuance of (instance, client id)'s credential, if it has one.
