@@ -225,24 +225,26 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
   // Flags replace the file's rules (as for every option).
   const auto rule_texts =
       vm.count("topic-rule") ? vm["topic-rule"].as<std::vector<std::string>>() : file_rules;
-  {
-    for (const auto& text : rule_texts) {
-      const auto start = text.find_first_not_of(" \t");
-      const auto end = start == std::string::npos ? start : text.find_first_of(" \t", start);
-      if (end == std::string::npos) {
-        throw std::invalid_argument("--topic-rule '" + text +
-                                    "': expected 'INSTANCE allow|deny publish|subscribe|pubsub "
-                                    "PATTERN'");
-      }
-      const std::string instance = text.substr(start, end - start);
-      if (instance != options.default_instance &&
-          std::find(options.instances.begin(), options.instances.end(), instance) ==
-              options.instances.end()) {
-        throw std::invalid_argument("--topic-rule '" + text + "': unknown instance '" + instance +
-                                    "' (declare it with --instance)");
-      }
+  for (const auto& text : rule_texts) {
+    auto refuse = [&text](const std::string& why) {
+      return std::invalid_argument("--topic-rule '" + text + "': " + why);
+    };
+    const auto start = text.find_first_not_of(" \t");
+    const auto end = start == std::string::npos ? start : text.find_first_of(" \t", start);
+    if (end == std::string::npos) {
+      throw refuse("expected 'INSTANCE allow|deny publish|subscribe|pubsub PATTERN'");
+    }
+    const std::string instance = text.substr(start, end - start);
+    if (instance != options.default_instance &&
+        std::find(options.instances.begin(), options.instances.end(), instance) ==
+            options.instances.end()) {
+      throw refuse("unknown instance '" + instance + "' (declare it with --instance)");
+    }
+    try {
       options.topic_rules[instance].push_back(
           broker::parse_topic_rule(std::string_view(text).substr(end)));
+    } catch (const std::invalid_argument& error) {
+      throw refuse(std::string(error.what()) + " after INSTANCE");
     }
   }
   auto text = [&vm](const char* name) {

@@ -228,4 +228,20 @@ def test_bad_rules_and_limits_are_refused_at_start(tmp_path):
         run = subprocess.run([CREDMQ_BIN, "--data-dir", str(tmp_path), *args],
                              capture_output=True, text=True, timeout=10)
         assert run.returncode == 2, (args, run.stderr)
-        assert args[0] in run.stderr or "topic rule" in run.stderr, (args, run.stderr)
+        assert args[0] in run.stderr, (args, run.stderr)
+
+
+@pytest.mark.parametrize("rule, why", [
+    ("credmq-default allow pubsub", "expected 3 words, 'allow|deny publish|subscribe|pubsub "
+                                    "PATTERN', not 2 after INSTANCE"),
+    ("credmq-default", "expected 'INSTANCE allow|deny publish|subscribe|pubsub PATTERN'"),
+    ("credmq-default permit publish a", "'permit' is neither allow nor deny after INSTANCE"),
+    ("credmq-default allow publish a/#/b", "'a/#/b' is not a valid topic filter after INSTANCE"),
+    ("other allow publish a", "unknown instance 'other' (declare it with --instance)"),
+])
+def test_bad_rule_error_quotes_the_whole_rule(tmp_path, rule, why):
+    from credmq_harness import CREDMQ_BIN
+    run = subprocess.run([CREDMQ_BIN, "--data-dir", str(tmp_path), "--topic-rule", rule],
+                         capture_output=True, text=True, timeout=10)
+    assert run.returncode == 2
+    assert f"--topic-rule '{rule}': {why}" in run.stderr, run.stderr

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from credmq_harness import CREDMQ_BIN, Credmq
+from credmq_harness import CREDMQ_BIN, Credmq, wait_until
 from scenario_clients import MqttJsAgent, PahoClient, register_device as device, wait_for_clock
 
 DISCONNECT_TOPIC_ALIAS_INVALID = 0x94
@@ -90,8 +90,13 @@ def test_5_clean_start_0_with_session_expiry_resumes_and_disconnect_expiry_0_end
     publisher.publish("resume5/live", b"live", qos=2)
     message = again.message()
     assert (message.topic, message.payload, message.qos) == ("resume5/live", b"live", 2)
-    # Session Expiry Interval 0 on DISCONNECT ends the session with the connection.
+    # Session Expiry Interval 0 on DISCONNECT ends the session with the connection. paho
+    # closes its socket right after sending DISCONNECT, so wait for the broker to have handled
+    # it: a CONNECT racing ahead of it would take the session over, as the spec allows.
+    disconnects = broker.log_text().count(f"client {client_id} disconnected from")
     again.disconnect(session_expiry=0)
+    wait_until(lambda: broker.log_text().count(f"client {client_id} disconnected from")
+               > disconnects, what="the broker handled the DISCONNECT")
     publisher.publish("resume5/after", b"x", qos=1)
 
     last = PahoClient(broker.mqtt_port, client_id, version=5, clean=False, login=login)

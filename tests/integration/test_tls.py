@@ -2,6 +2,7 @@
 temporary directory; mosquitto_sub/pub, openssl s_client, curl and Python's ssl as clients.
 Also: mutual TLS, revocation of a TLS session, SIGHUP certificate reload, the admin bind rule.
 Everything talks to 127.0.0.1 only."""
+import json
 import os
 import shutil
 import signal
@@ -15,6 +16,7 @@ import pytest
 
 from credmq_harness import (CREDMQ_BIN, Credmq, LineReader, RawClient, connect_packet,
                             device_login, publish_packet, subscribe_packet, wait_until)
+from test_admin_cli import credmq_admin
 
 DISCONNECT_ADMINISTRATIVE_ACTION = 0x98
 
@@ -341,3 +343,21 @@ def test_tls_options_are_checked():
     assert result.returncode == 1
     assert "cannot load TLS certificate /nonexistent/cert.pem" in result.stderr
     assert not created
+
+
+def test_credmq_admin_over_https(pki, broker):
+    """The README's admin client speaks HTTPS to an admin listener with TLS."""
+    endpoint = f"https://127.0.0.1:{broker.admin_port}"
+    args = ("GetDeviceCredential", "ClientId=GID_tls@@@sub-mqttv311")
+    result = credmq_admin(*args, data_dir=broker.data_dir, endpoint=endpoint,
+                          extra=("--cacert", pki.ca))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["DeviceCredential"]["ClientId"] == "GID_tls@@@sub-mqttv311"
+    untrusted = credmq_admin(*args, data_dir=broker.data_dir, endpoint=endpoint)
+    assert untrusted.returncode == 2
+    assert "certificate verify failed" in untrusted.stderr
+    assert "pass --cacert FILE" in untrusted.stderr
+    plain = credmq_admin(*args, data_dir=broker.data_dir,
+                         endpoint=f"127.0.0.1:{broker.admin_port}")
+    assert plain.returncode == 2
+    assert "use --endpoint https://HOST:PORT" in plain.stderr

@@ -53,6 +53,17 @@ TEST_F(BrokerTest, FirstPacketNotConnectCloses) {
   EXPECT_TRUE(c->wait_eof());
 }
 
+// Like Mosquitto: bytes that cannot start a CONNECT (here an HTTP request, whose "GET " reads as
+// an incomplete PUBACK) end the connection at once, not when the CONNECT deadline expires.
+TEST_F(BrokerTest, IncompleteNonConnectClosesAtOnce) {
+  auto config = default_config();
+  config.connect_timeout = 60s;  // far beyond wait_eof's deadline
+  start_broker(config);
+  auto c = client();
+  c->send_bytes("GET / HTTP/1.1\r\n");
+  EXPECT_TRUE(c->wait_eof());
+}
+
 TEST_F(BrokerTest, EmptyClientId) {
   {
     auto c = client();  // 3.1.1, clean session 0: identifier rejected

@@ -258,6 +258,14 @@ void Connection::consume(std::span<const std::uint8_t> fresh) {
   std::uint64_t packets = 0;
   std::uint64_t publishes = 0;
   while (phase_ != Phase::closing && !read_paused_ && used < data.size()) {
+    // [MQTT-3.1.0-1]: the first packet must be CONNECT. Judged on its first byte so that
+    // e.g. an HTTP request is closed at once rather than waiting out the CONNECT deadline.
+    if (phase_ == Phase::awaiting_connect &&
+        (data[used] >> 4) != static_cast<std::uint8_t>(mqtt::PacketType::connect)) {
+      log::debug("connection from ", remote_address_, ": first packet is not CONNECT");
+      close(EndReason::abnormal, std::nullopt);
+      break;
+    }
     auto frame = mqtt::frame(data.subspan(used), core_.config.max_packet_size);
     if (frame.status == mqtt::Frame::Status::need_more) break;
     if (frame.status == mqtt::Frame::Status::error) {
@@ -305,12 +313,7 @@ void Connection::resume_reading() {
 
 void Connection::handle_packet(std::span<const std::uint8_t> bytes, std::uint8_t first_byte) {
   const auto type = static_cast<mqtt::PacketType>(first_byte >> 4);
-  if (phase_ == Phase::awaiting_connect) {
-    if (type != mqtt::PacketType::connect) {
-      log::debug("connection from ", remote_address_, ": first packet is not CONNECT");
-      close(EndReason::abnormal, std::nullopt);
-      return;
-    }
+  if (phase_ == Phase::awaiting_connect) {  // consume() let only a CONNECT through
     // The fixed header is 1 byte plus 1..4 length bytes; find where the body starts.
     std::size_t header_size = 2;
     while (header_size < 5 && header_size <= bytes.size() && (bytes[header_size - 1] & 0x80)) {
@@ -1319,8 +1322,6 @@ void Connection::end_session(EndReason why) {
   bool will_waits = false;
   bool offline_credential_kept = false;
   if (session_) {
-    log::info("client ", client_id(), " disconnected from ", instance_id(),
-              revoked ? " (revoked)" : "");
     std::unique_lock lock(instance_->mutex);
     bool owned;
     bool discarded;
@@ -1370,6 +1371,11 @@ void Connection::end_session(EndReason why) {
     } else if (delayed && !discarded) {
       publish = false;  // taken over by a connection that resumed the session [MQTT-3.1.3-9]
     }
+  }
+  // Logged once the session is kept or discarded: tests wait for this line.
+  if (session_) {
+    log::info("client ", client_id(), " disconnected from ", instance_id(),
+              revoked ? " (revoked)" : "");
   }
   if (delayed && !will_waits) unbind_from_credential(*delayed);
   if (offline_credential && !offline_credential_kept) unbind_from_credential(*offline_credential);

@@ -77,10 +77,11 @@ bool substitute(std::string_view pattern, std::string_view client_id, std::strin
 
 TopicRule parse_topic_rule(std::string_view text) {
   const auto parts = words(text);
-  const std::string quoted = "'" + std::string(text) + "'";
   if (parts.size() != 3) {
-    throw std::invalid_argument("topic rule " + quoted +
-                                ": expected 'allow|deny publish|subscribe|pubsub PATTERN'");
+    throw std::invalid_argument(
+        "expected 3 words, 'allow|deny publish|subscribe|pubsub "
+        "PATTERN', not " +
+        std::to_string(parts.size()));
   }
   TopicRule rule;
   if (parts[0] == "allow") {
@@ -88,8 +89,7 @@ TopicRule parse_topic_rule(std::string_view text) {
   } else if (parts[0] == "deny") {
     rule.allow = false;
   } else {
-    throw std::invalid_argument("topic rule " + quoted + ": '" + std::string(parts[0]) +
-                                "' is neither allow nor deny");
+    throw std::invalid_argument("'" + std::string(parts[0]) + "' is neither allow nor deny");
   }
   if (parts[1] == "publish") {
     rule.access = RuleAccess::publish;
@@ -98,7 +98,7 @@ TopicRule parse_topic_rule(std::string_view text) {
   } else if (parts[1] == "pubsub") {
     rule.access = RuleAccess::both;
   } else {
-    throw std::invalid_argument("topic rule " + quoted + ": '" + std::string(parts[1]) +
+    throw std::invalid_argument("'" + std::string(parts[1]) +
                                 "' is not publish, subscribe or pubsub");
   }
   rule.pattern = std::string(parts[2]);
@@ -111,15 +111,13 @@ TopicRule parse_topic_rule(std::string_view text) {
     }
     const char next = i + 1 < rule.pattern.size() ? rule.pattern[i + 1] : '\0';
     if (next != 'c' && next != 'g' && next != 'd') {
-      throw std::invalid_argument("topic rule " + quoted +
-                                  ": '%' must be followed by c, g or d in the pattern");
+      throw std::invalid_argument("'%' must be followed by c, g or d in the pattern");
     }
     probe.push_back('x');
     ++i;
   }
   if (!mqtt::valid_topic_filter(probe) || probe.starts_with("$share/")) {
-    throw std::invalid_argument("topic rule " + quoted + ": '" + rule.pattern +
-                                "' is not a valid topic filter");
+    throw std::invalid_argument("'" + rule.pattern + "' is not a valid topic filter");
   }
   return rule;
 }

@@ -21,7 +21,8 @@ struct TopicRule {
   std::string pattern;
 };
 
-// Parses one rule; throws std::invalid_argument with a readable message.
+// Parses one rule, 'allow|deny publish|subscribe|pubsub PATTERN'; throws std::invalid_argument
+// saying what is wrong with it (the caller names the rule and where it came from).
 TopicRule parse_topic_rule(std::string_view text);
 
 // The rules of one instance, in order. With no rule everything is allowed. Otherwise the
