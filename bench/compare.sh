@@ -9,9 +9,9 @@
 #   --reps N     repetitions per broker, alternating which broker goes first (default 3)
 #   --duration S seconds per message scenario (default 4)
 #   --clients N  devices of the connect scenario (default 5000)
-#   --idle N     idle connections for the RSS measurement (default 5000)
+#   --idle N     idle connections for the RSS measurement (default 10000)
 #   --sessions N live sessions of the revoke scenario (default 10000)
-#   --storm N    devices of the storm scenario (default 2000)
+#   --storm N    devices of the storm scenario (default 10000)
 #   --profile    also perf-record credmq during a pairs QoS 1 run (needs perf)
 # Each broker is started fresh per repetition (fresh data dir / password file) and stopped by
 # PID. Nothing is pinned: broker and loadgen share the machine's cores.
@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 invocation="bench/compare.sh $*"
-reps=3 duration=4 clients=5000 idle=5000 sessions=10000 storm=2000 profile=0
+reps=3 duration=4 clients=5000 idle=10000 sessions=10000 storm=10000 profile=0
 out=docs/performance.md build=build-bench quick=0
 while (($#)); do
   case "$1" in
@@ -49,6 +49,19 @@ credmq_bin=$root/$build/server/credmq
 loadgen=$root/$build/bench/credmq_loadgen
 
 ulimit -n "$(ulimit -Hn)"
+# Broker and load generator each hold one descriptor per connection (plus a few).
+largest=$((idle > sessions ? idle : sessions))
+largest=$((storm > largest ? storm : largest))
+if (($(ulimit -n) < largest + 256)); then
+  echo "compare.sh: $largest connections need ulimit -n >= $((largest + 256)), but the hard" \
+    "limit here is $(ulimit -Hn); raise it (as root: ulimit -Hn, or LimitNOFILE) or pass" \
+    "smaller --idle/--sessions/--storm" >&2
+  exit 2
+fi
+if ((idle > sessions + storm)); then
+  echo "compare.sh: --idle $idle needs as many credentials; it is at most --sessions + --storm" >&2
+  exit 2
+fi
 work=$(mktemp -d /tmp/credmq-compare.XXXXXX)
 results=$work/results.jsonl
 commands=$work/commands.txt
@@ -196,6 +209,8 @@ if ((profile)) && command -v perf >/dev/null; then
   wait "$perf_pid" || true
   perf report -i "$work/perf.data" --no-children --stdio --percent-limit 1.5 \
     --sort dso,symbol -g none 2>/dev/null | grep -v '^$' | head -60 >"$work/perf-flat.txt" || true
+  perf report -i "$work/perf.data" --no-children --stdio --sort dso -g none 2>/dev/null |
+    grep -v '^$' | head -30 >"$work/perf-dso.txt" || true
   profile_file=$work/perf-flat.txt
   stop_broker
 fi
@@ -205,6 +220,7 @@ args=(--results "$results" --commands "$commands" --out "$out" --started "$start
   --load-before "$load_before" --load-after "$load_after" --credmq "$credmq_bin"
   --invocation "$invocation" --reps "$reps" --duration "$duration" --clients "$clients"
   --idle "$idle" --sessions "$sessions" --storm "$storm")
-[[ -n "$profile_file" ]] && args+=(--profile "$profile_file" --profile-run "$work/profile-run.json")
+[[ -n "$profile_file" ]] && args+=(--profile "$profile_file" --profile-run "$work/profile-run.json"
+  --profile-dso "$work/perf-dso.txt")
 python3 bench/report.py "${args[@]}"
 echo "wrote $out (raw results: $results)"

@@ -410,7 +410,15 @@ class Conn : public std::enable_shared_from_this<Conn> {
     close_ns = now_ns();
     state = State::closed;
     boost::system::error_code ec;
-    sock_.shutdown(tcp::socket::shutdown_both, ec);
+    if (closing_by_us) {
+      // Reset rather than FIN: a FIN-closed client socket sits in TIME_WAIT for 60 s, and
+      // after a few scenarios thousands of those make the kernel's reuse of their ports for
+      // new connections stall some CONNECTs by a retransmission timeout (~200 ms), which
+      // then measured the previous scenario, not the broker.
+      sock_.set_option(asio::socket_base::linger(true, 0), ec);
+    } else {
+      sock_.shutdown(tcp::socket::shutdown_both, ec);
+    }
     sock_.close(ec);
     if (on_close) {
       auto cb = std::move(on_close);
