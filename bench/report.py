@@ -9,6 +9,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 
@@ -235,7 +236,8 @@ def main():
         w("```")
         for line in open(a.profile):
             if line.strip() and not line.startswith("#"):
-                w(line.rstrip())
+                # perf pads the symbol column and appends empty IPC columns ("-  -").
+                w(re.sub(r"(\s+-){2}\s*$", "", line.rstrip()).rstrip())
         w("```")
         w("")
         if a.profile_dso and os.path.exists(a.profile_dso):
