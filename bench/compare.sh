@@ -13,6 +13,9 @@
 #   --sessions N live sessions of the revoke scenario (default 10000)
 #   --storm N    devices of the storm scenario (default 10000)
 #   --profile    also perf-record credmq during a pairs QoS 1 run (needs perf)
+#   --scenarios "idle connect ..."  run only these (idle connect pairs fanout fanin rate storm
+#                revoke; default all), e.g. with --out /tmp/x.md to re-measure a few targets
+#   --credmq BINARY  measure this credmq binary instead of building DIR/server/credmq
 # Each broker is started fresh per repetition (fresh data dir / password file) and stopped by
 # PID. Nothing is pinned: broker and loadgen share the machine's cores.
 set -euo pipefail
@@ -22,6 +25,7 @@ root=$(pwd)
 invocation="bench/compare.sh $*"
 reps=3 duration=4 clients=5000 idle=10000 sessions=10000 storm=10000 profile=0
 out=docs/performance.md build=build-bench quick=0
+scenarios="idle connect pairs fanout fanin rate storm revoke" credmq_bin=
 while (($#)); do
   case "$1" in
     --quick) quick=1 reps=1 duration=1 clients=500 idle=500 sessions=1000 storm=300 ;;
@@ -34,6 +38,8 @@ while (($#)); do
     --profile) profile=1 ;;
     --out) out=$2; shift ;;
     --build-dir) build=$2; shift ;;
+    --scenarios) scenarios=$2; shift ;;
+    --credmq) credmq_bin=$(realpath "$2"); shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -45,7 +51,7 @@ if [[ ! -f "$build/build.ninja" ]]; then
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS=-Wno-error=restrict
 fi
 ninja -C "$build" -j2 credmq credmq_loadgen >/dev/null
-credmq_bin=$root/$build/server/credmq
+credmq_bin=${credmq_bin:-$root/$build/server/credmq}
 loadgen=$root/$build/bench/credmq_loadgen
 
 ulimit -n "$(ulimit -Hn)"
@@ -160,32 +166,37 @@ stop_broker() {
   broker_pid=
 }
 
+selected() { [[ " $scenarios " == *" $1 "* ]]; }
+
 run_all() {
   local broker=$1 rep=$2
+  # Mosquitto has no revocation API: nothing to run against it for `revoke` alone.
+  [[ $broker == mosquitto && $scenarios == revoke ]] && return
   "start_$broker"
   local p=(--port "$port")
   # Idle first, on the fresh broker: RSS growth per authenticated connection.
-  run "$broker" "$rep" "idle" --scenario idle "${p[@]}" --creds "$creds" --clients "$idle" \
-    --concurrency 100 --broker-pid "$broker_pid" --hold 2
-  run "$broker" "$rep" "connect" --scenario connect "${p[@]}" --creds "$creds" \
-    --clients "$clients" --concurrency 100
+  selected idle && run "$broker" "$rep" "idle" --scenario idle "${p[@]}" --creds "$creds" \
+    --clients "$idle" --concurrency 100 --broker-pid "$broker_pid" --hold 2
+  selected connect && run "$broker" "$rep" "connect" --scenario connect "${p[@]}" \
+    --creds "$creds" --clients "$clients" --concurrency 100
   for qos in 0 1 2; do
-    run "$broker" "$rep" "pairs qos$qos" --scenario pairs "${p[@]}" --pairs 8 --qos "$qos" \
-      --duration "$duration"
-    run "$broker" "$rep" "fanout qos$qos" --scenario fanout "${p[@]}" --subscribers 8 \
-      --qos "$qos" --duration "$duration" --mqtt 5
-    run "$broker" "$rep" "fanin qos$qos" --scenario fanin "${p[@]}" --publishers 8 --qos "$qos" \
-      --duration "$duration"
+    selected pairs && run "$broker" "$rep" "pairs qos$qos" --scenario pairs "${p[@]}" \
+      --pairs 8 --qos "$qos" --duration "$duration"
+    selected fanout && run "$broker" "$rep" "fanout qos$qos" --scenario fanout "${p[@]}" \
+      --subscribers 8 --qos "$qos" --duration "$duration" --mqtt 5
+    selected fanin && run "$broker" "$rep" "fanin qos$qos" --scenario fanin "${p[@]}" \
+      --publishers 8 --qos "$qos" --duration "$duration"
   done
-  run "$broker" "$rep" "pairs qos1 @10k/s" --scenario pairs "${p[@]}" --pairs 8 --qos 1 \
-    --duration "$duration" --rate 10000
+  selected rate && run "$broker" "$rep" "pairs qos1 @10k/s" --scenario pairs "${p[@]}" \
+    --pairs 8 --qos 1 --duration "$duration" --rate 10000
   if [[ $broker == credmq ]]; then
-    run "$broker" "$rep" "storm" --scenario storm "${p[@]}" --creds "$creds" \
+    selected storm && run "$broker" "$rep" "storm" --scenario storm "${p[@]}" --creds "$creds" \
       --cred-offset "$sessions" --clients "$storm" --concurrency 100 "${admin_args[@]}"
-    run "$broker" "$rep" "revoke" --scenario revoke "${p[@]}" --creds "$creds" \
-      --clients "$sessions" --revoke 200 --concurrency 200 --mqtt 5 "${admin_args[@]}"
+    selected revoke && run "$broker" "$rep" "revoke" --scenario revoke "${p[@]}" \
+      --creds "$creds" --clients "$sessions" --revoke 200 --concurrency 200 --mqtt 5 \
+      "${admin_args[@]}"
   else
-    run "$broker" "$rep" "storm" --scenario storm "${p[@]}" --creds "$creds" \
+    selected storm && run "$broker" "$rep" "storm" --scenario storm "${p[@]}" --creds "$creds" \
       --cred-offset "$sessions" --clients "$storm" --concurrency 100 --revoke-via passwd \
       --passwd-file "$work/passwd" --broker-pid "$broker_pid"
   fi
