@@ -136,6 +136,16 @@ class AuthenticatorTest : public ::testing::Test {
                    credential.client_id);
   }
 
+  // An acceptance of credential_ carries its identity and the epoch read before the lookup.
+  void expect_device_identity(const AuthResult& result, std::uint64_t epoch) const {
+    ASSERT_TRUE(result.accepted());
+    EXPECT_EQ(result.identity->instance_id, kInstance);
+    EXPECT_EQ(result.identity->mode, "DeviceCredential");
+    EXPECT_EQ(result.identity->key_id, credential_.access_key_id);
+    EXPECT_EQ(result.identity->credential_serial, credential_.serial);
+    EXPECT_EQ(result.identity->revocation_epoch, epoch);
+  }
+
   Refusal refusal_of(const ConnectRequest& connect) { return refusal_of(authenticator_, connect); }
   static Refusal refusal_of(DeviceCredentialAuthenticator& authenticator,
                             const ConnectRequest& connect) {
@@ -167,12 +177,7 @@ TEST(ExpectedPassword, MatchesTheSpecVector) {
 TEST_F(AuthenticatorTest, AcceptsAValidDeviceCredential) {
   const auto epoch = hub_.epoch();
   const auto result = authenticator_.authenticate_now(device_request(credential_));
-  ASSERT_TRUE(result.accepted());
-  EXPECT_EQ(result.identity->instance_id, kInstance);
-  EXPECT_EQ(result.identity->mode, "DeviceCredential");
-  EXPECT_EQ(result.identity->key_id, credential_.access_key_id);
-  EXPECT_EQ(result.identity->credential_serial, credential_.serial);
-  EXPECT_EQ(result.identity->revocation_epoch, epoch);
+  expect_device_identity(result, epoch);
 }
 
 TEST_F(AuthenticatorTest, ReadsTheEpochBeforeTheLookup) {
@@ -443,12 +448,7 @@ TEST_F(AuthenticatorTest, DecidesDeviceCredentialsFromTheIndexWithoutThePool) {
   };
   const auto epoch = hub_.epoch();
   auto accepted = decide(device_request(credential_));
-  ASSERT_TRUE(accepted.accepted());
-  EXPECT_EQ(accepted.identity->instance_id, kInstance);
-  EXPECT_EQ(accepted.identity->mode, "DeviceCredential");
-  EXPECT_EQ(accepted.identity->key_id, credential_.access_key_id);
-  EXPECT_EQ(accepted.identity->credential_serial, credential_.serial);
-  EXPECT_EQ(accepted.identity->revocation_epoch, epoch);
+  expect_device_identity(accepted, epoch);
 
   auto wrong = device_request(credential_);
   wrong.password = "TdyH2E2stRxzQGZgijzPcfDrEmk=";

@@ -75,6 +75,21 @@ class StoreTest : public ::testing::Test {
     store_->ensure_instance(kOtherInstance);
   }
 
+  // Copies one row's ciphertext onto another row behind the store's back (its AAD, the key
+  // id, then no longer matches), then reopens the store.
+  void copy_ciphertext_and_reopen(const std::string& from_key_id, const std::string& to_key_id) {
+    store_.reset();
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir() / "credmq.db").c_str(), &db), SQLITE_OK);
+    const std::string sql =
+        "UPDATE device_credentials SET secret_enc = (SELECT secret_enc FROM device_credentials "
+        "WHERE access_key_id = '" +
+        from_key_id + "') WHERE access_key_id = '" + to_key_id + "'";
+    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+    reopen();
+  }
+
   std::filesystem::path dir() const { return temp_.path() / "data"; }
 
   testing::TempDir temp_;
@@ -225,19 +240,7 @@ TEST_F(StoreTest, NeverReplacesAMissingMasterKeyOfAnExistingDatabase) {
 TEST_F(StoreTest, RefusesTamperedCiphertext) {
   const auto credential = *store_->register_credential(kInstance, kClient).current;
   const auto other = *store_->register_credential(kInstance, "GID_test@@@other").current;
-  store_.reset();
-  {
-    // Copy one row's ciphertext onto another row: the AAD (key id) no longer matches.
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open((dir() / "credmq.db").c_str(), &db), SQLITE_OK);
-    const std::string sql =
-        "UPDATE device_credentials SET secret_enc = (SELECT secret_enc FROM device_credentials "
-        "WHERE access_key_id = '" +
-        other.access_key_id + "') WHERE access_key_id = '" + credential.access_key_id + "'";
-    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
-    sqlite3_close(db);
-  }
-  reopen();
+  copy_ciphertext_and_reopen(other.access_key_id, credential.access_key_id);
   EXPECT_THROW(store_->find_credential_by_key_id(credential.access_key_id), StorageError);
   EXPECT_TRUE(store_->find_credential_by_key_id(other.access_key_id));
 }
@@ -285,18 +288,7 @@ TEST_F(StoreTest, MirrorsCredentialsInMemory) {
 TEST_F(StoreTest, LeavesUndecryptableRowsToTheStore) {
   const auto credential = *store_->register_credential(kInstance, kClient).current;
   const auto other = *store_->register_credential(kInstance, "GID_test@@@other").current;
-  store_.reset();
-  {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open((dir() / "credmq.db").c_str(), &db), SQLITE_OK);
-    const std::string sql =
-        "UPDATE device_credentials SET secret_enc = (SELECT secret_enc FROM device_credentials "
-        "WHERE access_key_id = '" +
-        other.access_key_id + "') WHERE access_key_id = '" + credential.access_key_id + "'";
-    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
-    sqlite3_close(db);
-  }
-  reopen();
+  copy_ciphertext_and_reopen(other.access_key_id, credential.access_key_id);
   std::shared_ptr<const IndexedCredential> found;
   EXPECT_EQ(store_->find_credential_in_memory(credential.access_key_id, found),
             Store::MemoryLookup::ask_the_store);
