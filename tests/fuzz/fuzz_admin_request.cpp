@@ -41,6 +41,7 @@ namespace {
 
 using namespace credmq;
 using admin::Params;
+using admin::test_support::form_encode;
 
 constexpr char kInstance[] = "mqtt-cn-fuzz0001";
 constexpr char kKeyId[] = "LTAIfuzz";
@@ -145,15 +146,6 @@ class MemoryStore : public storage::Store {
   std::map<std::string, storage::DeviceCredential, std::less<>> credentials_;
   std::int64_t serial_ = 0;
 };
-
-std::string form_encode(const Params& params) {
-  std::string out;
-  for (const auto& [name, value] : params) {
-    if (!out.empty()) out += '&';
-    out += admin::percent_encode(name) + "=" + admin::percent_encode(value);
-  }
-  return out;
-}
 
 struct World {
   MemoryStore store;

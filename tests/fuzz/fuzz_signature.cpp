@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "admin_test_support.hpp"
 #include "credmq/common/crypto.hpp"
 #include "form.hpp"
 #include "signature.hpp"
@@ -24,6 +25,7 @@ namespace {
 
 using namespace credmq;
 using admin::Params;
+using admin::test_support::form_encode;
 
 void require(bool condition, const char* what) {
   if (!condition) {
@@ -60,15 +62,6 @@ std::string checked_percent_decode(std::string_view encoded) {
     require(!unreserved(decoded), "percent_encode() encoded an unreserved character");
     out.push_back(decoded);
     i += 2;
-  }
-  return out;
-}
-
-std::string form_encode(const Params& params) {
-  std::string out;
-  for (const auto& [name, value] : params) {
-    if (!out.empty()) out += '&';
-    out += admin::percent_encode(name) + "=" + admin::percent_encode(value);
   }
   return out;
 }
