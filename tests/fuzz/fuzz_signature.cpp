@@ -19,6 +19,7 @@
 #include "admin_test_support.hpp"
 #include "credmq/common/crypto.hpp"
 #include "form.hpp"
+#include "fuzz_input.hpp"
 #include "signature.hpp"
 
 namespace {
@@ -70,13 +71,7 @@ std::string checked_percent_decode(std::string_view encoded) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
-  std::vector<std::string_view> fields;
-  for (std::size_t start = 0;;) {
-    const std::size_t end = input.find('\0', start);
-    fields.push_back(input.substr(start, end == std::string_view::npos ? end : end - start));
-    if (end == std::string_view::npos) break;
-    start = end + 1;
-  }
+  const std::vector<std::string_view> fields = fuzz::split_at_nul(input);
   const std::string_view method = fields[0];
   const std::string_view secret = fields.size() > 1 ? fields[1] : std::string_view();
   Params params;
