@@ -35,12 +35,14 @@
 #include "credmq/common/log.hpp"
 #include "credmq/storage/store.hpp"
 #include "form.hpp"
+#include "fuzz_input.hpp"
 #include "signature.hpp"
 
 namespace {
 
 using namespace credmq;
 using admin::Params;
+using admin::test_support::form_encode;
 
 constexpr char kInstance[] = "mqtt-cn-fuzz0001";
 constexpr char kKeyId[] = "LTAIfuzz";
@@ -146,15 +148,6 @@ class MemoryStore : public storage::Store {
   std::int64_t serial_ = 0;
 };
 
-std::string form_encode(const Params& params) {
-  std::string out;
-  for (const auto& [name, value] : params) {
-    if (!out.empty()) out += '&';
-    out += admin::percent_encode(name) + "=" + admin::percent_encode(value);
-  }
-  return out;
-}
-
 struct World {
   MemoryStore store;
   auth::RevocationHub hub{64};
@@ -252,14 +245,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
   World world;
-  std::size_t start = 0;
-  for (int requests = 0; requests < 8 && start < input.size(); ++requests) {
-    const std::size_t end = input.find('\0', start);
-    const std::string_view record =
-        input.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+  for (const std::string_view record : fuzz::split_at_nul(input, 8)) {
     if (!record.empty()) run_request(world, record);
-    if (end == std::string_view::npos) break;
-    start = end + 1;
   }
   return 0;
 }

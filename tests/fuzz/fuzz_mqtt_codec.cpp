@@ -13,32 +13,19 @@
 #include <cstdlib>
 #include <span>
 #include <string>
-#include <variant>
 
+#include "codec_test_support.hpp"
 #include "credmq/mqtt/codec.hpp"
 
 namespace {
 
 using namespace credmq::mqtt;
+using namespace credmq::mqtt::test_support;
 
 void require(bool condition, const char* what) {
   if (!condition) {
     std::fprintf(stderr, "fuzz_mqtt_codec: check failed: %s\n", what);
     std::abort();
-  }
-}
-
-bool documented_failure(const boost::system::error_code& ec) {
-  if (&ec.category() != &reason_category()) return false;
-  switch (static_cast<ReasonCode>(ec.value())) {
-    case ReasonCode::malformed_packet:
-    case ReasonCode::protocol_error:
-    case ReasonCode::unsupported_protocol_version:
-    case ReasonCode::topic_name_invalid:
-    case ReasonCode::topic_alias_invalid:
-      return true;
-    default:
-      return false;
   }
 }
 
@@ -66,11 +53,7 @@ void check_packet(std::span<const std::uint8_t> input, ProtocolVersion version, 
   require(f.status == Frame::Status::complete, "decoded but frame() not complete");
   require(f.total_size() == input.size(), "decoded but frame() size differs");
 
-  const ProtocolVersion encode_version =
-      std::holds_alternative<Connect>(packet) ? std::get<Connect>(packet).version : version;
-  if (encode_version == ProtocolVersion::v3_1 && std::holds_alternative<Connack>(packet)) {
-    std::get<Connack>(packet).session_present = false;  // not representable in 3.1
-  }
+  const ProtocolVersion encode_version = prepare_reencode(packet, version);
   std::string wire;
   encode(packet, encode_version, wire);
   require(wire.size() == encoded_size(packet, encode_version), "encoded_size() != encode()");

@@ -16,14 +16,17 @@
 #include <string_view>
 #include <vector>
 
+#include "admin_test_support.hpp"
 #include "credmq/common/crypto.hpp"
 #include "form.hpp"
+#include "fuzz_input.hpp"
 #include "signature.hpp"
 
 namespace {
 
 using namespace credmq;
 using admin::Params;
+using admin::test_support::form_encode;
 
 void require(bool condition, const char* what) {
   if (!condition) {
@@ -64,26 +67,11 @@ std::string checked_percent_decode(std::string_view encoded) {
   return out;
 }
 
-std::string form_encode(const Params& params) {
-  std::string out;
-  for (const auto& [name, value] : params) {
-    if (!out.empty()) out += '&';
-    out += admin::percent_encode(name) + "=" + admin::percent_encode(value);
-  }
-  return out;
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
-  std::vector<std::string_view> fields;
-  for (std::size_t start = 0;;) {
-    const std::size_t end = input.find('\0', start);
-    fields.push_back(input.substr(start, end == std::string_view::npos ? end : end - start));
-    if (end == std::string_view::npos) break;
-    start = end + 1;
-  }
+  const std::vector<std::string_view> fields = fuzz::split_at_nul(input);
   const std::string_view method = fields[0];
   const std::string_view secret = fields.size() > 1 ? fields[1] : std::string_view();
   Params params;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "credmq/mqtt/codec.hpp"
+#include "fuzz_input.hpp"
 #include "topic_tree.hpp"
 
 namespace {
@@ -78,13 +79,7 @@ Session* fake_session(std::size_t index) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
-  std::vector<std::string_view> strings;
-  for (std::size_t start = 0;;) {
-    const std::size_t end = input.find('\0', start);
-    strings.push_back(input.substr(start, end == std::string_view::npos ? end : end - start));
-    if (end == std::string_view::npos || strings.size() == 32) break;
-    start = end + 1;
-  }
+  const std::vector<std::string_view> strings = fuzz::split_at_nul(input, 32);
 
   TopicTree tree;
   struct Inserted {

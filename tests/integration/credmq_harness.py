@@ -5,6 +5,7 @@ Everything here talks to 127.0.0.1 only.
 """
 import atexit
 import base64
+import contextlib
 import datetime
 import hashlib
 import hmac
@@ -12,7 +13,9 @@ import http.client
 import json
 import os
 import queue
+import shutil
 import socket
+import sqlite3
 import ssl
 import struct
 import subprocess
@@ -449,3 +452,30 @@ class RawClient:
             self.sock.close()
         except OSError:
             pass
+
+
+def device_connack(port, credential, version):
+    """CONNACK return/reason code of one CONNECT with a DeviceCredential object from the admin
+    API (the connection is closed afterwards)."""
+    client = RawClient(port)
+    try:
+        return client.connect(credential["ClientId"], *device_login(credential), version=version)
+    finally:
+        client.close()
+
+
+# ---------------------------------------------------------------- data dir
+
+@contextlib.contextmanager
+def database_copy(data_dir):
+    """An sqlite3 connection to a copy of credmq.db (and its WAL) as they are now in `data_dir`
+    (after a kill, or while the broker runs); the broker's own files stay untouched."""
+    with tempfile.TemporaryDirectory(prefix="credmq-db-copy-") as copy:
+        for name in ("credmq.db", "credmq.db-wal"):
+            if os.path.exists(os.path.join(data_dir, name)):
+                shutil.copy(os.path.join(data_dir, name), os.path.join(copy, name))
+        db = sqlite3.connect(os.path.join(copy, "credmq.db"))
+        try:
+            yield db
+        finally:
+            db.close()

@@ -25,17 +25,16 @@ its device_credentials rows are exactly the model's.
 Kill points: right after the N-th acknowledged call of the round (N = 1, 25, 200, 1000: the killer
 is the thread that got the N-th 200, while the other threads' calls are in flight), and at
 random moments (seeded; the seed is printed)."""
+import collections
 import http.client
 import os
 import random
-import shutil
 import signal
-import sqlite3
 import tempfile
 import threading
 import time
 
-from credmq_harness import AdminClient, Credmq, RawClient, device_login
+from credmq_harness import AdminClient, Credmq, database_copy, device_connack
 
 THREADS = 4
 DEVICES_PER_THREAD = 8
@@ -128,17 +127,10 @@ class Storm:
 def crash_image(data_dir):
     """integrity_check result and device_credentials rows of a copy of the files as the
     kill left them (the broker's own files stay untouched for its restart)."""
-    with tempfile.TemporaryDirectory(prefix="credmq-crash-copy-") as copy:
-        for name in ("credmq.db", "credmq.db-wal"):
-            if os.path.exists(os.path.join(data_dir, name)):
-                shutil.copy(os.path.join(data_dir, name), os.path.join(copy, name))
-        db = sqlite3.connect(os.path.join(copy, "credmq.db"))
-        try:
-            integrity = db.execute("PRAGMA integrity_check").fetchall()
-            rows = dict(db.execute("SELECT client_id, access_key_id FROM device_credentials "
-                                   "WHERE client_id LIKE ?", (GROUP + "@@@%",)).fetchall())
-        finally:
-            db.close()
+    with database_copy(data_dir) as db:
+        integrity = db.execute("PRAGMA integrity_check").fetchall()
+        rows = dict(db.execute("SELECT client_id, access_key_id FROM device_credentials "
+                               "WHERE client_id LIKE ?", (GROUP + "@@@%",)).fetchall())
     return integrity, rows
 
 
@@ -165,17 +157,9 @@ def resolve(device, found, all_key_ids):
     return True
 
 
-def connack(port, credential, version):
-    client = RawClient(port)
-    try:
-        return client.connect(credential["ClientId"], *device_login(credential), version=version)
-    finally:
-        client.close()
-
-
 def verify(broker, devices, image_rows):
-    """Resolves in-flight calls, checks Get, MQTT logins and the crash image. Returns
-    (in-flight calls, of which took effect, logins checked)."""
+    """Resolves in-flight calls, checks Get, MQTT logins and the crash image. Returns the
+    counts: inflight (calls in flight at the kill), took (of which took effect), logins."""
     all_key_ids = {c["DeviceAccessKeyId"] for d in devices for c in d.known}
     inflight = took = logins = 0
     for device in devices:
@@ -199,18 +183,19 @@ def verify(broker, devices, image_rows):
 
         current = device.acked
         if current is not None:
-            assert connack(broker.mqtt_port, current, 4) == 0, device.client_id
-            assert connack(broker.mqtt_port, current, 5) == 0, device.client_id
+            assert device_connack(broker.mqtt_port, current, 4) == 0, device.client_id
+            assert device_connack(broker.mqtt_port, current, 5) == 0, device.client_id
             logins += 2
         # The last three superseded secrets (or the last one of an unregistered device)
         # never log in again.
         old = [c for c in device.known if c is not current][-3:]
         for credential in old:
-            assert connack(broker.mqtt_port, credential, 4) == 4, (device.client_id, credential)
+            assert device_connack(broker.mqtt_port, credential, 4) == 4, \
+                (device.client_id, credential)
             logins += 1
     expected = {d.client_id: d.acked["DeviceAccessKeyId"] for d in devices if d.acked}
     assert image_rows == expected
-    return inflight, took, logins
+    return collections.Counter(inflight=inflight, took=took, logins=logins)
 
 
 def test_kill_9_during_a_storm_of_credential_calls():
@@ -225,16 +210,13 @@ def test_kill_9_during_a_storm_of_credential_calls():
                    ("random", rng.uniform(0.1, 0.3)), ("after", 1000),
                    ("random", rng.uniform(0.3, 0.8))]
     started = time.monotonic()
-    total_acked = total_inflight = total_took = total_logins = 0
+    totals = collections.Counter()  # acked, plus what verify() counts, over all rounds
     with tempfile.TemporaryDirectory(prefix="credmq-crash-") as data_dir:
         image_rows = {}  # nothing before the first start
         for kind, value in kill_points:
             broker = Credmq(ARGS, data_dir=data_dir).start()
             try:
-                inflight, took, logins = verify(broker, devices, image_rows)
-                total_inflight += inflight
-                total_took += took
-                total_logins += logins
+                totals += verify(broker, devices, image_rows)
                 storm = Storm(broker, devices, value if kind == "after" else None, rng)
                 threads = [threading.Thread(target=storm.run, args=(i,), daemon=True)
                            for i in range(THREADS)]
@@ -254,18 +236,15 @@ def test_kill_9_during_a_storm_of_credential_calls():
             integrity, image_rows = crash_image(data_dir)
             assert integrity == [("ok",)]
             in_flight_now = sum(1 for d in devices if d.inflight)
-            total_acked += storm.acked
+            totals["acked"] += storm.acked
             print(f"  kill {kind} {value if kind == 'after' else f'{value * 1000:.0f} ms'}: "
                   f"{storm.acked} calls acknowledged, {in_flight_now} in flight at the kill")
         # The last round's image, checked by a final restart.
         final = Credmq(ARGS, data_dir=data_dir).start()
         try:
-            inflight, took, logins = verify(final, devices, image_rows)
-            total_inflight += inflight
-            total_took += took
-            total_logins += logins
+            totals += verify(final, devices, image_rows)
         finally:
             final.stop()
-    print(f"  {len(kill_points)} kills, {total_acked} acknowledged calls checked, "
-          f"{total_inflight} in flight at a kill ({total_took} took effect), "
-          f"{total_logins} MQTT logins checked, {time.monotonic() - started:.1f} s")
+    print(f"  {len(kill_points)} kills, {totals['acked']} acknowledged calls checked, "
+          f"{totals['inflight']} in flight at a kill ({totals['took']} took effect), "
+          f"{totals['logins']} MQTT logins checked, {time.monotonic() - started:.1f} s")

@@ -10,7 +10,6 @@ broker recovers by itself: CONNECTs are accepted again, writes and revocations w
 every row acknowledged before the fault is still there, also after a kill -9 and restart."""
 import os
 import re
-import shutil
 import signal
 import sqlite3
 import tempfile
@@ -18,8 +17,8 @@ import time
 
 import pytest
 
-from credmq_harness import Credmq, RawClient, connect_packet, device_login, publish_packet, \
-    subscribe_packet, wait_until
+from credmq_harness import Credmq, RawClient, connect_packet, database_copy, device_connack, \
+    device_login, publish_packet, subscribe_packet, wait_until
 
 DEADLINE = 10
 GROUP = "GID_faults"
@@ -42,14 +41,6 @@ def assert_internal_error(broker, status, body):
     assert body["Message"] == INTERNAL_ERROR_MESSAGE
     assert body["HostId"] == f"127.0.0.1:{broker.admin_port}"
     assert UUID.match(body["RequestId"]), body["RequestId"]
-
-
-def connack(port, credential, version):
-    client = RawClient(port)
-    try:
-        return client.connect(credential["ClientId"], *device_login(credential), version=version)
-    finally:
-        client.close()
 
 
 def live_client(port, credential, version):
@@ -102,15 +93,8 @@ def saved_queue(data_dir, client_id):
 
 def integrity_of_copy(data_dir):
     """PRAGMA integrity_check on a copy of the files (the broker's own files stay untouched)."""
-    with tempfile.TemporaryDirectory(prefix="credmq-copy-") as copy:
-        for name in ("credmq.db", "credmq.db-wal"):
-            if os.path.exists(os.path.join(data_dir, name)):
-                shutil.copy(os.path.join(data_dir, name), os.path.join(copy, name))
-        db = sqlite3.connect(os.path.join(copy, "credmq.db"))
-        try:
-            return db.execute("PRAGMA integrity_check").fetchall()
-        finally:
-            db.close()
+    with database_copy(data_dir) as db:
+        return db.execute("PRAGMA integrity_check").fetchall()
 
 
 @pytest.mark.parametrize("fault", ["io-error", "write-error", "full"])
@@ -167,8 +151,8 @@ def test_failing_storage_end_to_end(fault):
 
             # New CONNECTs: server unavailable, in both protocol versions, also with a
             # credential that is perfectly valid.
-            assert connack(broker.mqtt_port, late, 4) == 3
-            assert connack(broker.mqtt_port, late, 5) == 0x88
+            assert device_connack(broker.mqtt_port, late, 4) == 3
+            assert device_connack(broker.mqtt_port, late, 5) == 0x88
             # Existing sessions keep working.
             check_existing_sessions_work(subscriber, publisher, "a")
             # A message queued for the offline session cannot be saved yet.
@@ -184,13 +168,13 @@ def test_failing_storage_end_to_end(fault):
             cleared = time.monotonic()
             end = cleared + DEADLINE
             while time.monotonic() < end:
-                codes.append(connack(broker.mqtt_port, late, 4))
+                codes.append(device_connack(broker.mqtt_port, late, 4))
                 if codes[-1] == 0:
                     break
             assert codes[-1] == 0 and set(codes[:-1]) <= {3}, codes
             print(f"\n{fault}: {len(codes) - 1} CONNECT(s) refused with 3 after storage came "
                   f"back, accepted after {(time.monotonic() - cleared) * 1000:.0f} ms")
-            assert connack(broker.mqtt_port, late, 5) == 0
+            assert device_connack(broker.mqtt_port, late, 5) == 0
             check_existing_sessions_work(subscriber, publisher, "b")
             # The persistence thread's retries succeed: the queued message reaches the file.
             wait_until(lambda: saved_queue(data_dir, keeper_cred["ClientId"]) == 1, DEADLINE,
@@ -230,9 +214,9 @@ def test_failing_storage_end_to_end(fault):
                                                 InstanceId=instance)
                 assert (status, body["DeviceCredential"]) == (200, credential)
             first = next(iter(acked.values()))
-            assert connack(again.mqtt_port, first, 4) == 0
-            assert connack(again.mqtt_port, late, 4) == 4
-            assert connack(again.mqtt_port, gone_credential, 4) == 4
+            assert device_connack(again.mqtt_port, first, 4) == 0
+            assert device_connack(again.mqtt_port, late, 4) == 4
+            assert device_connack(again.mqtt_port, gone_credential, 4) == 4
             # The persistent session and its message queued during the fault came back.
             keeper = RawClient(again.mqtt_port)
             keeper.send(connect_packet(keeper_cred["ClientId"], *device_login(keeper_cred),

@@ -18,6 +18,7 @@
 
 namespace credmq::admin {
 namespace {
+using credmq::admin::test_support::form_encode;
 using credmq::admin::test_support::utc_timestamp;
 
 namespace json = boost::json;
@@ -41,10 +42,7 @@ class AdminHandlerTest : public ::testing::Test {
     ApiRequest request;
     request.method = "POST";
     request.body_is_form = true;
-    for (const auto& [name, value] : params) {
-      if (!request.body.empty()) request.body += '&';
-      request.body += percent_encode(name) + "=" + percent_encode(value);
-    }
+    request.body = form_encode(params);
     request.host_id = "admin.test";
     const ApiResponse response = handler_.handle(request);
     EXPECT_EQ(response.status, expected_status) << response.body;

@@ -34,6 +34,7 @@
 
 namespace credmq::admin {
 namespace {
+using credmq::admin::test_support::form_encode;
 using credmq::admin::test_support::utc_timestamp;
 
 namespace beast = boost::beast;
@@ -235,15 +236,6 @@ Params common_params(std::string_view action, Params extra = {}) {
 Params signed_params(std::string_view method, Params params, std::string_view secret = kSecret) {
   params["Signature"] = sign(secret, string_to_sign(method, params));
   return params;
-}
-
-std::string form_encode(const Params& params) {
-  std::string out;
-  for (const auto& [name, value] : params) {
-    if (!out.empty()) out += '&';
-    out += percent_encode(name) + "=" + percent_encode(value);
-  }
-  return out;
 }
 
 struct Reply {

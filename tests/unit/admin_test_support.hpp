@@ -1,9 +1,11 @@
-// Helpers shared by the admin tests.
+// Helpers shared by the admin tests (and the admin fuzz targets).
 #pragma once
 
 #include <chrono>
 #include <cstdio>
 #include <string>
+
+#include "../../admin/src/signature.hpp"  // internal header, reached relative to this file
 
 namespace credmq::admin::test_support {
 
@@ -19,6 +21,17 @@ inline std::string utc_timestamp(
                 unsigned(date.month()), unsigned(date.day()), long(time.hours().count()),
                 long(time.minutes().count()), long(time.seconds().count()));
   return text;
+}
+
+// `params` as a client form-encodes them (query string or form body): name=value pairs,
+// both percent-encoded, joined by '&'.
+inline std::string form_encode(const Params& params) {
+  std::string out;
+  for (const auto& [name, value] : params) {
+    if (!out.empty()) out += '&';
+    out += percent_encode(name) + "=" + percent_encode(value);
+  }
+  return out;
 }
 
 }  // namespace credmq::admin::test_support

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "codec_test_support.hpp"
 #include "credmq/mqtt/codec.hpp"
 
 namespace credmq::mqtt {
@@ -170,20 +171,6 @@ Bytes mutate(const Bytes& seed, std::mt19937& random) {
   return pick(1) ? with_consistent_length(out) : out;
 }
 
-bool expected_failure(const boost::system::error_code& ec) {
-  if (&ec.category() != &reason_category()) return false;
-  switch (static_cast<ReasonCode>(ec.value())) {
-    case ReasonCode::malformed_packet:
-    case ReasonCode::protocol_error:
-    case ReasonCode::unsupported_protocol_version:
-    case ReasonCode::topic_name_invalid:
-    case ReasonCode::topic_alias_invalid:
-      return true;
-    default:
-      return false;
-  }
-}
-
 struct Tally {
   std::size_t decoded = 0;
   std::size_t rejected = 0;
@@ -198,18 +185,14 @@ void check_input(const Bytes& input, Tally& tally) {
       const boost::system::error_code ec = decode(input, version, packet, sender);
       if (ec) {
         ++tally.rejected;
-        ASSERT_TRUE(expected_failure(ec)) << ec.message();
+        ASSERT_TRUE(test_support::documented_failure(ec)) << ec.message();
         continue;
       }
       ++tally.decoded;
       ASSERT_EQ(f.status, Frame::Status::complete);
       ASSERT_EQ(f.total_size(), input.size());
       // Re-encode in the version the packet was decoded as and decode again: same packet.
-      const ProtocolVersion encode_version =
-          std::holds_alternative<Connect>(packet) ? std::get<Connect>(packet).version : version;
-      if (encode_version == ProtocolVersion::v3_1 && std::holds_alternative<Connack>(packet)) {
-        std::get<Connack>(packet).session_present = false;  // not representable in 3.1
-      }
+      const ProtocolVersion encode_version = test_support::prepare_reencode(packet, version);
       std::string wire;
       encode(packet, encode_version, wire);
       ASSERT_EQ(wire.size(), encoded_size(packet, encode_version));

@@ -7,25 +7,17 @@
 
 #include "credmq/storage/store.hpp"
 #include "storage_temp_dir.hpp"
+#include "storage_test_support.hpp"
 
 namespace credmq::storage {
 namespace {
 
+using test_support::exec_sql;
 using ::testing::ElementsAre;
 
 constexpr const char* kInstance = "mqtt-cn-test0001";
 constexpr const char* kOtherInstance = "mqtt-cn-test0002";
 constexpr const char* kClient = "GID_test@@@device-001";
-
-// Runs SQL on the database file directly (the store closed).
-void exec_raw(const std::filesystem::path& db_path, const char* sql) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(db_path.c_str(), &db), SQLITE_OK);
-  char* error = nullptr;
-  EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &error), SQLITE_OK) << (error ? error : "");
-  sqlite3_free(error);
-  sqlite3_close(db);
-}
 
 std::set<std::string> schema_objects(const std::filesystem::path& db_path) {
   sqlite3* db = nullptr;
@@ -105,7 +97,7 @@ TEST_F(BrokerStateTest, MigratesAVersion1Database) {
   const auto credential = *store_->register_credential(kInstance, kClient).current;
   store_.reset();
   // Back to exactly what version 1 created.
-  exec_raw(db(),
+  exec_sql(db(),
            "DROP TABLE broker_messages; DROP TABLE broker_retained; DROP TABLE broker_sessions; "
            "DROP TABLE broker_subscriptions; DROP TABLE broker_queue; DROP TABLE broker_inflight; "
            "DROP TABLE broker_incoming_qos2; UPDATE schema_version SET version = 1;");
@@ -174,7 +166,7 @@ TEST_F(BrokerStateTest, RefusesADanglingMessageIndexAndKeepsThePreviousState) {
 TEST_F(BrokerStateTest, LoadSkipsRowsThatReferToMissingMessages) {
   store_->save_broker_state({full_state(kInstance)});
   store_.reset();
-  exec_raw(db(), "DELETE FROM broker_messages WHERE message_id = 1");
+  exec_sql(db(), "DELETE FROM broker_messages WHERE message_id = 1");
   reopen();
   const auto loaded = store_->load_broker_state();
   ASSERT_EQ(loaded.size(), 1u);

@@ -1,13 +1,11 @@
 // The store under injected I/O faults (the test-only VFS shim, set in process), and the
 // master-key refusals that need a database without a check value.
-#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -16,27 +14,14 @@
 #include "credmq/storage/fault_injection.hpp"
 #include "credmq/storage/store.hpp"
 #include "storage_temp_dir.hpp"
+#include "storage_test_support.hpp"
 
 namespace credmq::storage {
 namespace {
 
-using ::testing::HasSubstr;
+using namespace test_support;
 
 constexpr const char* kInstance = "mqtt-cn-test0001";
-
-void write_file(const std::filesystem::path& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << bytes;
-}
-
-void exec(const std::filesystem::path& db_path, const char* sql) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(db_path.c_str(), &db), SQLITE_OK);
-  char* error = nullptr;
-  EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &error), SQLITE_OK) << (error ? error : "");
-  sqlite3_free(error);
-  sqlite3_close(db);
-}
 
 class StorageFaultTest : public ::testing::TestWithParam<StorageFault> {
  protected:
@@ -226,7 +211,7 @@ class MasterKeyWithoutCheckValueTest : public ::testing::Test {
     store->ensure_instance(kInstance);
     store->register_credential(kInstance, "GID_test@@@d");
     store.reset();
-    exec(dir() / "credmq.db", "DELETE FROM meta WHERE name = 'key_check'");
+    exec_sql(dir() / "credmq.db", "DELETE FROM meta WHERE name = 'key_check'");
   }
   std::filesystem::path dir() const { return temp_.path() / "data"; }
   testing::TempDir temp_;
@@ -234,39 +219,23 @@ class MasterKeyWithoutCheckValueTest : public ::testing::Test {
 
 TEST_F(MasterKeyWithoutCheckValueTest, RefusesAMissingKeyAndDoesNotCreateOne) {
   std::filesystem::remove(dir() / "master.key");
-  try {
-    Store::open(dir());
-    FAIL() << "opened without the master key";
-  } catch (const StorageError& error) {
-    EXPECT_THAT(error.what(), HasSubstr("is missing but the database holds encrypted secrets"));
-  }
+  expect_open_refused(dir(), "opened without the master key",
+                      "is missing but the database holds encrypted secrets");
   EXPECT_FALSE(std::filesystem::exists(dir() / "master.key"));
 }
 
 TEST_F(MasterKeyWithoutCheckValueTest, RefusesAKeyThatCannotOpenTheRows) {
   write_file(dir() / "master.key", crypto::random_bytes(32));
-  try {
-    Store::open(dir());
-    FAIL() << "opened with a wrong master key";
-  } catch (const StorageError& error) {
-    EXPECT_THAT(error.what(), HasSubstr("master key does not match the database"));
-  }
+  expect_open_refused(dir(), "opened with a wrong master key",
+                      "master key does not match the database");
 }
 
 TEST_F(MasterKeyWithoutCheckValueTest, TheRightKeyOpensAndSealsACheckValueAgain) {
   auto store = Store::open(dir());
   EXPECT_TRUE(store->get_credential(kInstance, "GID_test@@@d"));
   store.reset();
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open((dir() / "credmq.db").c_str(), &db), SQLITE_OK);
-  sqlite3_stmt* stmt = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM meta WHERE name = 'key_check'", -1, &stmt,
-                               nullptr),
-            SQLITE_OK);
-  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(stmt, 0), 1);
-  sqlite3_finalize(stmt);
-  sqlite3_close(db);
+  EXPECT_EQ(
+      query_integer(dir() / "credmq.db", "SELECT COUNT(*) FROM meta WHERE name = 'key_check'"), 1);
 }
 
 }  // namespace

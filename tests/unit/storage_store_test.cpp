@@ -12,12 +12,13 @@
 #include "credmq/common/crypto.hpp"
 #include "credmq/storage/store.hpp"
 #include "storage_temp_dir.hpp"
+#include "storage_test_support.hpp"
 
 namespace credmq::storage {
 namespace {
 
 using ::testing::ElementsAre;
-using ::testing::HasSubstr;
+using namespace test_support;
 
 constexpr const char* kInstance = "mqtt-cn-test0001";
 constexpr const char* kOtherInstance = "mqtt-cn-test0002";
@@ -26,11 +27,6 @@ constexpr const char* kClient = "GID_test@@@device-001";
 std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-void write_file(const std::filesystem::path& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << bytes;
 }
 
 // True if `text` is `prefix` followed by `length` characters of `alphabet`. (std::regex is
@@ -52,18 +48,6 @@ unsigned mode_of(const std::filesystem::path& path) {
   return info.st_mode & 07777;
 }
 
-std::int64_t query_integer(const std::filesystem::path& db_path, const char* sql) {
-  sqlite3* db = nullptr;
-  EXPECT_EQ(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
-  sqlite3_stmt* stmt = nullptr;
-  EXPECT_EQ(sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
-  std::int64_t value = -1;
-  if (sqlite3_step(stmt) == SQLITE_ROW) value = sqlite3_column_int64(stmt, 0);
-  sqlite3_finalize(stmt);
-  sqlite3_close(db);
-  return value;
-}
-
 class StoreTest : public ::testing::Test {
  protected:
   void SetUp() override { reopen(); }
@@ -79,14 +63,11 @@ class StoreTest : public ::testing::Test {
   // id, then no longer matches), then reopens the store.
   void copy_ciphertext_and_reopen(const std::string& from_key_id, const std::string& to_key_id) {
     store_.reset();
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open((dir() / "credmq.db").c_str(), &db), SQLITE_OK);
     const std::string sql =
         "UPDATE device_credentials SET secret_enc = (SELECT secret_enc FROM device_credentials "
         "WHERE access_key_id = '" +
         from_key_id + "') WHERE access_key_id = '" + to_key_id + "'";
-    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
-    sqlite3_close(db);
+    exec_sql(dir() / "credmq.db", sql.c_str());
     reopen();
   }
 
@@ -135,20 +116,8 @@ TEST_F(StoreTest, MigrationsAreIdempotentOnReopen) {
 
 TEST_F(StoreTest, RefusesADatabaseFromANewerBuild) {
   store_.reset();
-  {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open((dir() / "credmq.db").c_str(), &db), SQLITE_OK);
-    ASSERT_EQ(
-        sqlite3_exec(db, "UPDATE schema_version SET version = 999", nullptr, nullptr, nullptr),
-        SQLITE_OK);
-    sqlite3_close(db);
-  }
-  try {
-    Store::open(dir());
-    FAIL() << "opened a newer schema";
-  } catch (const StorageError& error) {
-    EXPECT_THAT(error.what(), HasSubstr("newer"));
-  }
+  exec_sql(dir() / "credmq.db", "UPDATE schema_version SET version = 999");
+  expect_open_refused(dir(), "opened a newer schema", "newer");
 }
 
 TEST_F(StoreTest, IssuesWellFormedDeviceCredentials) {
@@ -209,12 +178,8 @@ TEST_F(StoreTest, RefusesAWrongMasterKey) {
   store_->register_credential(kInstance, kClient);
   store_.reset();
   write_file(dir() / "master.key", crypto::random_bytes(32));
-  try {
-    Store::open(dir());
-    FAIL() << "opened with a wrong master key";
-  } catch (const StorageError& error) {
-    EXPECT_THAT(error.what(), HasSubstr("master key does not match the database"));
-  }
+  expect_open_refused(dir(), "opened with a wrong master key",
+                      "master key does not match the database");
 }
 
 TEST_F(StoreTest, RefusesAMasterKeyOfTheWrongSize) {
@@ -228,12 +193,7 @@ TEST_F(StoreTest, RefusesAMasterKeyOfTheWrongSize) {
 TEST_F(StoreTest, NeverReplacesAMissingMasterKeyOfAnExistingDatabase) {
   store_.reset();
   std::filesystem::remove(dir() / "master.key");
-  try {
-    Store::open(dir());
-    FAIL() << "opened without the master key";
-  } catch (const StorageError& error) {
-    EXPECT_THAT(error.what(), HasSubstr("missing"));
-  }
+  expect_open_refused(dir(), "opened without the master key", "missing");
   EXPECT_FALSE(std::filesystem::exists(dir() / "master.key"));
 }
 
@@ -405,12 +365,8 @@ TEST_F(StoreTest, CreatesAndFindsAdminKeys) {
 }
 
 TEST_F(StoreTest, SecondOpenOfTheSameDataDirIsRefusedWhileTheFirstLives) {
-  try {
-    Store::open(dir());
-    FAIL() << "a second store opened a locked data dir";
-  } catch (const StorageError& error) {
-    EXPECT_THAT(error.what(), HasSubstr("in use by another credmq process"));
-  }
+  expect_open_refused(dir(), "a second store opened a locked data dir",
+                      "in use by another credmq process");
   store_.reset();
   EXPECT_NO_THROW(store_ = Store::open(dir()));  // released with the first store
 }
