@@ -321,7 +321,7 @@ void ApiHandler::run_action(Call& call) {
     boost::json::object list;
     list["ClientIdList"] = std::move(client_ids);
     list["NextToken"] = page.next_token;
-    list["PageNo"] = std::to_string(page_no);
+    list["PageNo"] = std::to_string(page.page_no);  // with a NextToken, the token's page
     list["PageSize"] = std::to_string(page_size);
     list["Total"] = std::to_string(page.total);
     body["DeviceCredentialClientIdList"] = std::move(list);

@@ -141,8 +141,9 @@ AuthResult DeviceCredentialAuthenticator::refuse(const ConnectRequest& request,
   }
   // At info, as Mosquitto logs refused logins by default; throttled repeats stay at debug.
   if (log::level() <= log::Level::info) {
-    log::info("auth: refused client ", log::clip(request.client_id), " key ", log::clip(key_id),
-              " from ", request.remote_address, ": ", refusal_name(refusal), " (", why, ")");
+    log::info("auth: refused client ", log::clip(request.client_id), " key ",
+              key_id.empty() ? std::string("(none)") : log::clip(key_id), " from ",
+              request.remote_address, ": ", refusal_name(refusal), " (", why, ")");
   }
   return AuthResult{std::nullopt, refusal};
 }

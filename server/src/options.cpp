@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <boost/program_options.hpp>
+#include <cctype>
 #include <cstdint>
 #include <fstream>
 #include <sstream>
@@ -11,6 +12,13 @@ namespace credmq {
 namespace po = boost::program_options;
 
 namespace {
+
+std::string trimmed(std::string_view text) {
+  const auto start = text.find_first_not_of(" \t");
+  if (start == std::string_view::npos) return {};
+  const auto end = text.find_last_not_of(" \t");
+  return std::string(text.substr(start, end - start + 1));
+}
 std::int64_t in_range(const po::variables_map& vm, const char* name, std::int64_t low,
                       std::int64_t high) {
   const auto value = vm[name].as<std::int64_t>();
@@ -191,7 +199,21 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
   options.allow_anonymous = vm["allow-anonymous"].as<bool>();
   if (vm.count("instance")) options.instances = vm["instance"].as<std::vector<std::string>>();
   options.default_instance = vm["default-instance"].as<std::string>();
-  if (options.default_instance.empty()) throw std::invalid_argument("empty --default-instance");
+  // An instance id is the third field of a device's "DeviceCredential|key|instance" user
+  // name and a parameter of every admin call: '|', spaces and the empty id would make it
+  // unusable there, so refuse them at start.
+  auto check_instance_id = [](const std::string& id, const char* option) {
+    const bool usable =
+        !id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+        });
+    if (!usable) {
+      throw std::invalid_argument(std::string(option) + " '" + id +
+                                  "': an instance id is 1-64 of A-Z a-z 0-9 - _ .");
+    }
+  };
+  check_instance_id(options.default_instance, "--default-instance");
+  for (const auto& id : options.instances) check_instance_id(id, "--instance");
   options.max_packet_size =
       static_cast<std::size_t>(in_range(vm, "max-packet-size", 16, 268'435'460));
   options.io_threads = static_cast<unsigned>(in_range(vm, "io-threads", 0, 256));
@@ -225,7 +247,8 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
   // Flags replace the file's rules (as for every option).
   const auto rule_texts =
       vm.count("topic-rule") ? vm["topic-rule"].as<std::vector<std::string>>() : file_rules;
-  for (const auto& text : rule_texts) {
+  for (const auto& line : rule_texts) {
+    const std::string text = trimmed(line);  // config-file values keep their leading blank
     auto refuse = [&text](const std::string& why) {
       return std::invalid_argument("--topic-rule '" + text + "': " + why);
     };
@@ -244,7 +267,7 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
       options.topic_rules[instance].push_back(
           broker::parse_topic_rule(std::string_view(text).substr(end)));
     } catch (const std::invalid_argument& error) {
-      throw refuse(std::string(error.what()) + " after INSTANCE");
+      throw refuse(error.what());
     }
   }
   auto text = [&vm](const char* name) {

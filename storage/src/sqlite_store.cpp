@@ -578,6 +578,13 @@ class SqliteStore final : public Store {
         while (select.step()) page.client_ids.push_back(select.text(0));
       };
       if (!after.empty()) {
+        Statement before = connection.prepare(
+            "SELECT COUNT(*) FROM device_credentials "
+            "WHERE instance_id = ?1 AND group_id = ?2 AND client_id <= ?3");
+        before.bind(1, instance_id).bind(2, group_id).bind(3, after);
+        const std::int64_t preceding = before.step() ? before.integer(0) : 0;
+        page.page_no = static_cast<int>(
+            std::min<std::int64_t>(preceding / page_size + 1, std::numeric_limits<int>::max()));
         Statement select = connection.prepare(
             "SELECT client_id FROM device_credentials "
             "WHERE instance_id = ?1 AND group_id = ?2 AND client_id > ?3 "
@@ -592,6 +599,7 @@ class SqliteStore final : public Store {
             "ORDER BY client_id LIMIT ?3 OFFSET ?4");
         select.bind(1, instance_id).bind(2, group_id).bind(3, limit).bind(4, offset);
         collect(select);
+        page.page_no = page_no;
       }
       if (page.client_ids.size() > static_cast<std::size_t>(page_size)) {
         page.client_ids.pop_back();

@@ -120,6 +120,7 @@ class MemoryStore : public storage::Store {
       throw storage::InvalidArgument("next_token");
     }
     storage::ClientIdPage page;
+    page.page_no = page_no;
     const std::string prefix = std::string(group_id) + "@@@";
     std::int64_t skip = next_token.empty() ? std::int64_t{page_no - 1} * page_size : 0;
     for (const auto& [client_id, _] : credentials_) {

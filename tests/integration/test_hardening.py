@@ -232,11 +232,13 @@ def test_bad_rules_and_limits_are_refused_at_start(tmp_path):
 
 
 @pytest.mark.parametrize("rule, why", [
-    ("credmq-default allow pubsub", "expected 3 words, 'allow|deny publish|subscribe|pubsub "
-                                    "PATTERN', not 2 after INSTANCE"),
+    ("credmq-default allow pubsub", "expected 3 words after the instance, 'allow|deny "
+                                    "publish|subscribe|pubsub PATTERN', not 2"),
     ("credmq-default", "expected 'INSTANCE allow|deny publish|subscribe|pubsub PATTERN'"),
-    ("credmq-default permit publish a", "'permit' is neither allow nor deny after INSTANCE"),
-    ("credmq-default allow publish a/#/b", "'a/#/b' is not a valid topic filter after INSTANCE"),
+    ("credmq-default permit publish a", "'permit' is neither allow nor deny"),
+    ("credmq-default allow publish a/#/b", "'a/#/b' is not a valid topic filter"),
+    ("credmq-default allow subscribe $share/g/a", "'$share/g/a' is a shared subscription; a "
+                                                  "rule's pattern is the topic filter alone"),
     ("other allow publish a", "unknown instance 'other' (declare it with --instance)"),
 ])
 def test_bad_rule_error_quotes_the_whole_rule(tmp_path, rule, why):
@@ -245,3 +247,16 @@ def test_bad_rule_error_quotes_the_whole_rule(tmp_path, rule, why):
                          capture_output=True, text=True, timeout=10)
     assert run.returncode == 2
     assert f"--topic-rule '{rule}': {why}" in run.stderr, run.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--default-instance", "a|b"], "--default-instance 'a|b': an instance id is 1-64 of"),
+    (["--instance", ""], "--instance '': an instance id is 1-64 of"),
+    (["--instance", "has space"], "--instance 'has space': an instance id is 1-64 of"),
+])
+def test_unusable_instance_ids_are_refused(tmp_path, args, message):
+    from credmq_harness import CREDMQ_BIN
+    run = subprocess.run([CREDMQ_BIN, "--data-dir", str(tmp_path), *args],
+                         capture_output=True, text=True, timeout=10)
+    assert run.returncode == 2
+    assert message in run.stderr, run.stderr

@@ -357,6 +357,14 @@ def test_credmq_admin_over_https(pki, broker):
     assert untrusted.returncode == 2
     assert "certificate verify failed" in untrusted.stderr
     assert "pass --cacert FILE" in untrusted.stderr
+    wrong_ca = credmq_admin(*args, data_dir=broker.data_dir, endpoint=endpoint,
+                            extra=("--cacert", pki.other_ca))
+    assert wrong_ca.returncode == 2
+    assert "is --cacert the CA that signed the admin certificate?" in wrong_ca.stderr
+    missing = credmq_admin(*args, data_dir=broker.data_dir, endpoint=endpoint,
+                           extra=("--cacert", pki.path("no-such-ca.pem")))
+    assert missing.returncode == 2
+    assert f"--cacert {pki.path('no-such-ca.pem')}: no such file" in missing.stderr
     plain = credmq_admin(*args, data_dir=broker.data_dir,
                          endpoint=f"127.0.0.1:{broker.admin_port}")
     assert plain.returncode == 2

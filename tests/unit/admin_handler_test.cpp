@@ -94,11 +94,16 @@ TEST_F(AdminHandlerTest, ListFollowsTheStoresNextToken) {
   const std::string token(page.at("NextToken").as_string());
   ASSERT_FALSE(token.empty());
 
-  const auto second = call("ListDeviceCredentialClientId",
-                           {{"GroupId", "GID_test"}, {"PageSize", "2"}, {"NextToken", token}});
+  EXPECT_EQ(page.at("PageNo").as_string(), "1");
+
+  // The token wins over PageNo, and the reply says which page the token led to.
+  const auto second =
+      call("ListDeviceCredentialClientId",
+           {{"GroupId", "GID_test"}, {"PageSize", "2"}, {"NextToken", token}, {"PageNo", "3"}});
   const auto& rest = second.at("DeviceCredentialClientIdList").as_object();
   EXPECT_EQ(rest.at("ClientIdList"), json::array({"GID_test@@@c"}));
   EXPECT_EQ(rest.at("NextToken").as_string(), "");
+  EXPECT_EQ(rest.at("PageNo").as_string(), "2");
 
   const auto by_page = call("ListDeviceCredentialClientId",
                             {{"GroupId", "GID_test"}, {"PageSize", "2"}, {"PageNo", "2"}});

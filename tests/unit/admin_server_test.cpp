@@ -193,6 +193,9 @@ class FakeStore : public storage::Store {
     }
     storage::ClientIdPage page;
     page.total = static_cast<std::int64_t>(matching.size());
+    page.page_no = next_token.empty()
+                       ? page_no
+                       : static_cast<int>(std::distance(matching.begin(), begin) / page_size + 1);
     auto end = begin + std::min<std::ptrdiff_t>(page_size, std::distance(begin, matching.end()));
     page.client_ids.assign(begin, end);
     if (end != matching.end()) page.next_token = page.client_ids.back();

@@ -1,4 +1,5 @@
-// The credmq executable's command line and config file: the TLS and admin-bind options.
+// The credmq executable's command line and config file: TLS and admin-bind options, topic
+// rules, instance ids and queue limits.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -105,6 +106,34 @@ TEST(ServerOptions, TlsOptionsInTheConfigFile) {
   EXPECT_EQ(options.admin_listen.address().to_string(), "10.0.0.5");
   EXPECT_EQ(options.admin_tls.certificate, "/etc/credmq/admin.pem");
   EXPECT_FALSE(options.admin_insecure);
+}
+
+// A rule from the config file is quoted as written, without the blank after '='.
+TEST(ServerOptions, BadRuleInTheConfigFileIsQuotedWhole) {
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("credmq-options-" + std::to_string(std::random_device{}()) + ".ini");
+  {
+    std::ofstream file(path);
+    file << "topic-rule = credmq-default permit publish a\n";
+  }
+  const auto error = error_of({"--config", path.string()});
+  std::filesystem::remove(path);
+  EXPECT_EQ(error,
+            "--topic-rule 'credmq-default permit publish a': 'permit' is neither allow nor deny");
+}
+
+TEST(ServerOptions, QueueLimitsDefaultToTenThousandMessagesAndSixtyFourMiB) {
+  const auto options = parse({}).server;
+  EXPECT_EQ(options.max_queued_messages, 10'000u);
+  EXPECT_EQ(options.max_queued_bytes, 64u << 20);
+  EXPECT_EQ(parse({"--max-queued-bytes", "0"}).server.max_queued_bytes, 0u);
+}
+
+TEST(ServerOptions, UnusableInstanceIdsAreRefused) {
+  EXPECT_EQ(error_of({"--default-instance", "a|b"}),
+            "--default-instance 'a|b': an instance id is 1-64 of A-Z a-z 0-9 - _ .");
+  EXPECT_EQ(error_of({"--instance", "mqtt-cn-0pp1.x_y"}), "(accepted)");
+  EXPECT_EQ(error_of({"--instance", std::string(65, 'i')}).substr(0, 12), "--instance '");
 }
 
 }  // namespace

@@ -490,8 +490,8 @@ void Connection::on_connect(mqtt::Connect connect) {
           self->send(connack);
           const auto& identity = self->connecting_->identity;
           log::info("client ", self->client_id(), " connected on ", self->instance_id(), " (",
-                    identity.mode, " ", identity.key_id, ", from ", self->remote_address_,
-                    ", session present ", session_present, ")");
+                    identity.mode, identity.key_id.empty() ? "" : " ", identity.key_id, ", from ",
+                    self->remote_address_, ", session present ", session_present, ")");
           self->connecting_.reset();  // the session holds the client id from here
           const auto now = Clock::now();
           self->last_activity_ = now;

@@ -79,8 +79,8 @@ TopicRule parse_topic_rule(std::string_view text) {
   const auto parts = words(text);
   if (parts.size() != 3) {
     throw std::invalid_argument(
-        "expected 3 words, 'allow|deny publish|subscribe|pubsub "
-        "PATTERN', not " +
+        "expected 3 words after the instance, 'allow|deny publish|subscribe|pubsub PATTERN', "
+        "not " +
         std::to_string(parts.size()));
   }
   TopicRule rule;
@@ -116,7 +116,12 @@ TopicRule parse_topic_rule(std::string_view text) {
     probe.push_back('x');
     ++i;
   }
-  if (!mqtt::valid_topic_filter(probe) || probe.starts_with("$share/")) {
+  if (probe.starts_with("$share/")) {
+    throw std::invalid_argument("'" + rule.pattern +
+                                "' is a shared subscription; a rule's pattern is the topic "
+                                "filter alone (it applies to $share/GROUP/filter too)");
+  }
+  if (!mqtt::valid_topic_filter(probe)) {
     throw std::invalid_argument("'" + rule.pattern + "' is not a valid topic filter");
   }
   return rule;

@@ -66,9 +66,11 @@ struct ServerOptions {
   // and what an earlier run saved is deleted at start.
   bool persist_sessions = true;
   std::chrono::milliseconds session_save_interval{2000};
-  // Per session, messages waiting to be sent (0 = no limit); see broker::BrokerConfig.
+  // Per session, messages waiting to be sent (0 = no limit); see broker::BrokerConfig. The
+  // byte limit bounds what one subscriber that never reads can pin (10,000 messages of up to
+  // the 1 MiB packet limit would be 10 GiB).
   std::size_t max_queued_messages = 10'000;
-  std::size_t max_queued_bytes = 0;
+  std::size_t max_queued_bytes = std::size_t{64} << 20;  // 64 MiB
 };
 
 // What DIR/admin-credentials.json holds.

@@ -51,9 +51,10 @@ struct BrokerConfig {
   // Per session, messages waiting to be sent (offline, or beyond the in-flight window): at
   // most this many, and no new one while their payloads total this many bytes or more. A
   // message for a full queue is dropped (counted in BrokerStats::messages_dropped). 0 = no
-  // limit, as Mosquitto's max_queued_messages / max_queued_bytes.
+  // limit, as Mosquitto's max_queued_messages / max_queued_bytes (whose byte default is 0;
+  // ours bounds a subscriber that never reads).
   std::size_t max_queued_per_session = 10'000;
-  std::size_t max_queued_bytes_per_session = 0;
+  std::size_t max_queued_bytes_per_session = std::size_t{64} << 20;  // 64 MiB
   // When set, persistent sessions and retained messages are loaded from it at start() and
   // saved to it every save_interval (if anything changed) and at stop(). Not owned; must
   // outlive the Broker.

@@ -73,6 +73,9 @@ struct ClientIdPage {
   std::vector<std::string> client_ids;
   std::int64_t total = 0;  // matching rows overall
   std::string next_token;  // empty when this is the last page
+  // Which page this is: the page_no asked for, or, when a next_token was given, where the
+  // token's position falls at this page size.
+  int page_no = 1;
 };
 
 class Store {
