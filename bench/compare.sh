@@ -50,8 +50,12 @@ done
 if [[ ! -f "$build/build.ninja" ]]; then
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS=-Wno-error=restrict
 fi
-ninja -C "$build" -j2 credmq credmq_loadgen >/dev/null
-credmq_bin=${credmq_bin:-$root/$build/server/credmq}
+if [[ -n "$credmq_bin" ]]; then
+  ninja -C "$build" -j2 credmq_loadgen >/dev/null
+else
+  ninja -C "$build" -j2 credmq credmq_loadgen >/dev/null
+  credmq_bin=$root/$build/server/credmq
+fi
 loadgen=$root/$build/bench/credmq_loadgen
 
 ulimit -n "$(ulimit -Hn)"

@@ -252,12 +252,11 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
     auto refuse = [&text](const std::string& why) {
       return std::invalid_argument("--topic-rule '" + text + "': " + why);
     };
-    const auto start = text.find_first_not_of(" \t");
-    const auto end = start == std::string::npos ? start : text.find_first_of(" \t", start);
+    const auto end = text.find_first_of(" \t");  // text is trimmed: the instance starts it
     if (end == std::string::npos) {
       throw refuse("expected 'INSTANCE allow|deny publish|subscribe|pubsub PATTERN'");
     }
-    const std::string instance = text.substr(start, end - start);
+    const std::string instance = text.substr(0, end);
     if (instance != options.default_instance &&
         std::find(options.instances.begin(), options.instances.end(), instance) ==
             options.instances.end()) {

@@ -13,6 +13,7 @@
 #include "broker_state_tables.hpp"
 #include "credmq/common/crypto.hpp"
 #include "credmq/common/log.hpp"
+#include "credmq/common/string_hash.hpp"
 #include "credmq/storage/store.hpp"
 #include "master_key.hpp"
 #include "sqlite_connection.hpp"
@@ -488,11 +489,13 @@ class SqliteStore final : public Store {
     // While writes (or reads) fail, the caller must go through available() and the store
     // (fail closed).
     if (write_failing_.load(std::memory_order_acquire) ||
-        read_failing_.load(std::memory_order_acquire) ||
-        !index_usable_.load(std::memory_order_acquire)) {
+        read_failing_.load(std::memory_order_acquire)) {
       return MemoryLookup::ask_the_store;
     }
     std::shared_lock index_lock(index_mutex_);
+    // Checked under the lock: a writer abandons the index (clears it) under the same lock, so
+    // an emptied index is never read as "no such key".
+    if (!index_usable_.load(std::memory_order_relaxed)) return MemoryLookup::ask_the_store;
     const auto it = index_.find(access_key_id);
     if (it == index_.end()) return MemoryLookup::absent;
     if (!it->second) return MemoryLookup::ask_the_store;  // did not decrypt at open
@@ -567,10 +570,19 @@ class SqliteStore final : public Store {
       Transaction transaction(connection, Transaction::Kind::read);  // total and page agree
       ClientIdPage page;
       {
+        // The group's total, and how many ids precede a token's position (one scan).
         Statement count = connection.prepare(
-            "SELECT COUNT(*) FROM device_credentials WHERE instance_id = ?1 AND group_id = ?2");
-        count.bind(1, instance_id).bind(2, group_id);
-        if (count.step()) page.total = count.integer(0);
+            "SELECT COUNT(*), COALESCE(SUM(client_id <= ?3), 0) FROM device_credentials "
+            "WHERE instance_id = ?1 AND group_id = ?2");
+        count.bind(1, instance_id).bind(2, group_id).bind(3, after);
+        if (count.step()) {
+          page.total = count.integer(0);
+          const std::int64_t preceding = count.integer(1);
+          page.page_no = after.empty()
+                             ? page_no
+                             : static_cast<int>(std::min<std::int64_t>(
+                                   preceding / page_size + 1, std::numeric_limits<int>::max()));
+        }
       }
       // One row more than asked tells whether another page follows.
       const std::int64_t limit = static_cast<std::int64_t>(page_size) + 1;
@@ -578,13 +590,6 @@ class SqliteStore final : public Store {
         while (select.step()) page.client_ids.push_back(select.text(0));
       };
       if (!after.empty()) {
-        Statement before = connection.prepare(
-            "SELECT COUNT(*) FROM device_credentials "
-            "WHERE instance_id = ?1 AND group_id = ?2 AND client_id <= ?3");
-        before.bind(1, instance_id).bind(2, group_id).bind(3, after);
-        const std::int64_t preceding = before.step() ? before.integer(0) : 0;
-        page.page_no = static_cast<int>(
-            std::min<std::int64_t>(preceding / page_size + 1, std::numeric_limits<int>::max()));
         Statement select = connection.prepare(
             "SELECT client_id FROM device_credentials "
             "WHERE instance_id = ?1 AND group_id = ?2 AND client_id > ?3 "
@@ -599,7 +604,6 @@ class SqliteStore final : public Store {
             "ORDER BY client_id LIMIT ?3 OFFSET ?4");
         select.bind(1, instance_id).bind(2, group_id).bind(3, limit).bind(4, offset);
         collect(select);
-        page.page_no = page_no;
       }
       if (page.client_ids.size() > static_cast<std::size_t>(page_size)) {
         page.client_ids.pop_back();
@@ -691,9 +695,13 @@ class SqliteStore final : public Store {
     }
   }
 
+  // A write that changes no credential: the index is left alone (not even locked).
+  struct NoIndexUpdate {
+    void operator()() const {}
+  };
   template <class Body>
   void write(Body&& body) {
-    write(body, [] {});
+    write(body, NoIndexUpdate{});
   }
 
   // `on_commit` updates the credential index (index_ is its only business) after the commit,
@@ -710,7 +718,7 @@ class SqliteStore final : public Store {
       if (is_io_failure(error.sqlite_code)) note_write_failure(error);
       throw;
     }
-    {
+    if constexpr (!std::is_same_v<std::decay_t<OnCommit>, NoIndexUpdate>) {
       std::unique_lock index_lock(index_mutex_);
       try {
         on_commit();
@@ -893,16 +901,8 @@ class SqliteStore final : public Store {
 
   // The credential index: access key id -> what CONNECT authentication needs (null: the
   // secret did not decrypt at open). Written under write_mutex_ and index_mutex_.
-  struct StringHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view text) const noexcept {
-      return std::hash<std::string_view>{}(text);
-    }
-  };
   std::shared_mutex index_mutex_;
-  std::unordered_map<std::string, std::shared_ptr<const IndexedCredential>, StringHash,
-                     std::equal_to<>>
-      index_;
+  StringMap<std::shared_ptr<const IndexedCredential>> index_;
   std::atomic<bool> index_usable_{true};
   // Set by a read that failed for an I/O reason, cleared by the next one that succeeds.
   std::atomic<bool> read_failing_{false};

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "credmq/common/string_hash.hpp"
+
 namespace credmq::auth {
 
 struct ThrottleLimits {
@@ -45,13 +47,7 @@ class FailureThrottle {
   void prune(Clock::time_point now);
 
   // Looked up by string_view: no key copy per CONNECT.
-  struct KeyHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view key) const noexcept {
-      return std::hash<std::string_view>{}(key);
-    }
-  };
-  using Counters = std::unordered_map<std::string, Counter, KeyHash, std::equal_to<>>;
+  using Counters = StringMap<Counter>;
 
   ThrottleLimits limits_;
   std::mutex mutex_;
