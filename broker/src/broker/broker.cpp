@@ -89,7 +89,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
       } else {
         connection = std::make_shared<detail::Connection>(core_, std::move(socket), address);
       }
-      switch (core_.register_connection(connection, address)) {
+      switch (core_.register_connection(connection, ip, address)) {
         case detail::Core::Admission::admitted:
           asio::post(executor, [connection] { connection->start(); });
           break;

@@ -395,6 +395,7 @@ void Core::drop_forbidden_subscriptions_locked(Instance& instance, Session& sess
 }
 
 Core::Admission Core::register_connection(const std::shared_ptr<Connection>& connection,
+                                          const boost::asio::ip::address& ip,
                                           const std::string& address) {
   std::lock_guard lock(connections_mutex_);
   if (stopping_) return Admission::stopping;
@@ -402,23 +403,16 @@ Core::Admission Core::register_connection(const std::shared_ptr<Connection>& con
     connections_refused.fetch_add(1, std::memory_order_relaxed);
     return Admission::over_total;
   }
-  std::string counted;
-  if (config.max_connections_per_address != 0 && !address.empty()) {
-    boost::system::error_code ec;
-    const auto ip = boost::asio::ip::make_address(address, ec);
-    if (!ec && (config.limit_loopback || !ip.is_loopback())) counted = address;
-  }
-  const std::string* counted_key = nullptr;
-  if (!counted.empty()) {
-    auto& [key, count] = *per_address_.try_emplace(std::move(counted), 0).first;
-    if (count >= config.max_connections_per_address) {
+  std::pair<const std::string, std::size_t>* counted = nullptr;
+  if (config.max_connections_per_address != 0 && (config.limit_loopback || !ip.is_loopback())) {
+    counted = &*per_address_.try_emplace(address, 0).first;
+    if (counted->second >= config.max_connections_per_address) {
       connections_refused.fetch_add(1, std::memory_order_relaxed);
       return Admission::over_address;
     }
-    ++count;
-    counted_key = &key;
+    ++counted->second;
   }
-  connections_.emplace(connection.get(), Registered{connection, counted_key});
+  connections_.emplace(connection.get(), Registered{connection, counted});
   return Admission::admitted;
 }
 
@@ -426,11 +420,8 @@ void Core::unregister_connection(const Connection* connection) {
   std::lock_guard lock(connections_mutex_);
   auto it = connections_.find(connection);
   if (it == connections_.end()) return;
-  if (it->second.address != nullptr) {
-    if (auto count = per_address_.find(*it->second.address);
-        count != per_address_.end() && --count->second == 0) {
-      per_address_.erase(count);
-    }
+  if (auto* counted = it->second.address; counted != nullptr && --counted->second == 0) {
+    per_address_.erase(per_address_.find(counted->first));  // by iterator: the key is the node's
   }
   connections_.erase(it);
 }

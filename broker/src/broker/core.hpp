@@ -294,8 +294,9 @@ class Core {
   // Connection registry (for stop(), stats and the connection limits). `address` is the
   // peer's address text (empty if unknown).
   enum class Admission { admitted, stopping, over_total, over_address };
+  // `ip` is the peer's address as accepted, `address` its text (the per-address key).
   Admission register_connection(const std::shared_ptr<Connection>& connection,
-                                const std::string& address);
+                                const boost::asio::ip::address& ip, const std::string& address);
   void unregister_connection(const Connection* connection);
   std::atomic<std::uint64_t> connections_refused{0};
   std::vector<std::shared_ptr<Connection>> begin_stopping();
@@ -313,8 +314,8 @@ class Core {
   // it 80: issue 4, memory per idle connection).
   struct Registered {
     std::weak_ptr<Connection> connection;
-    // Its key in per_address_ (node keys are stable) when counted there; null otherwise.
-    const std::string* address = nullptr;
+    // Its node in per_address_ (nodes are stable) when counted there; null otherwise.
+    std::pair<const std::string, std::size_t>* address = nullptr;
   };
   std::unordered_map<const Connection*, Registered> connections_;
   std::unordered_map<std::string, std::size_t> per_address_;
